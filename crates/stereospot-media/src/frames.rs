@@ -1,0 +1,1026 @@
+//! Frame I/O: decode any input ffmpeg can read to upright RGB24 frames over a pipe, and encode
+//! RGB24 frames to H.264 MP4.
+//!
+//! Both directions stream through one pipe each, so memory stays at a few frames whatever the
+//! video's length. The core is async ([`AsyncFrameReader`], [`AsyncFrameWriter`], on
+//! `tokio::process`); [`FrameReader`] and [`FrameWriter`] are blocking adaptors (each owns a
+//! small current-thread runtime) for CPU-heavy consumers running on plain threads, rayon or
+//! `spawn_blocking`. Do not call the blocking adaptors from inside an async task.
+//!
+//! Timing: the reader passes every decoded frame through exactly once (`-fps_mode passthrough`:
+//! no frame is duplicated or dropped, even for variable-frame-rate input); the writer produces
+//! constant-frame-rate output at the rate it is given. Give it
+//! [`FrameSource::frame_rate`], which for variable-frame-rate input is the average rate
+//! (frames / duration), so the output lasts as long as the input.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::{Media, file_url};
+use crate::error::{MediaError, Result, Tool};
+use crate::probe::{Hdr, MediaInfo, Rational, VideoStream};
+use crate::process::{StderrTail, drain_stderr, failed, kill_and_reap};
+
+/// One RGB24 frame: `width * height * 3` bytes, rows top to bottom, no padding.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RgbFrame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Zero-based position in the stream (set by the reader).
+    pub index: u64,
+    /// Pixels, `R G B` per pixel.
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for RgbFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RgbFrame")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("index", &self.index)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
+}
+
+impl RgbFrame {
+    /// A black frame.
+    pub fn new(width: u32, height: u32) -> Self {
+        RgbFrame {
+            width,
+            height,
+            index: 0,
+            data: vec![0; frame_len(width, height)],
+        }
+    }
+
+    /// The pixel at (x, y).
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+}
+
+fn nearest_even(x: f64) -> u32 {
+    (((x / 2.0).round() as u32) * 2).max(2)
+}
+
+fn frame_len(width: u32, height: u32) -> usize {
+    width as usize * height as usize * 3
+}
+
+/// How the reader resizes frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// Exactly this size (both even).
+    Exact {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+    },
+    /// Keep the aspect ratio and fit within this box (never upscales).
+    Fit {
+        /// Maximum width.
+        max_width: u32,
+        /// Maximum height.
+        max_height: u32,
+    },
+}
+
+/// Options of the frame reader.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadOptions {
+    /// Resize frames (after rotation and pixel-aspect correction).
+    pub resize: Option<Resize>,
+    /// Kill ffmpeg if the whole read takes longer than this (none by default: the consumer sets
+    /// the pace, and a slow depth model is not a hung ffmpeg).
+    pub timeout: Option<Duration>,
+}
+
+/// What the reader will deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameSource {
+    /// Frame width (always even).
+    pub width: u32,
+    /// Frame height (always even).
+    pub height: u32,
+    /// Rate to write the frames back at (see the module docs on timing).
+    pub frame_rate: Rational,
+    /// Frames the container announces (exact after [`Media::validate_with`]; an estimate or
+    /// `None` otherwise).
+    pub frame_count: Option<u64>,
+    /// Whether HDR input is being tone-mapped to SDR.
+    pub tone_mapped: Option<Hdr>,
+    /// The ffmpeg filter chain applied (for logs).
+    pub filters: String,
+    /// The probe of the input.
+    pub info: MediaInfo,
+}
+
+/// The filter chain and output size for reading `video` upright, even-sized, as RGB24.
+pub(crate) fn reader_filters(
+    video: &VideoStream,
+    resize: Option<Resize>,
+    tone_map: bool,
+) -> Result<(String, u32, u32)> {
+    let mut chain: Vec<String> = Vec::new();
+    if tone_map {
+        // Linearise, tone-map to BT.709 (Hable), then to 8-bit planar RGB.
+        chain.push(
+            "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=gbrp"
+                .into(),
+        );
+    }
+    if let Some(f) = video.rotation.filter() {
+        chain.push(f.into());
+    }
+    let (dw, dh) = video.display_size();
+    let (mut w, mut h) = (dw as f64, dh as f64);
+    let mut needs_scale = false;
+    if let Some(sar) = video.sample_aspect_ratio.filter(|s| s.num > 0 && s.den > 0) {
+        // Non-square pixels: stretch the stored width (the height after a quarter turn).
+        if video.rotation.swaps_dimensions() {
+            h *= sar.as_f64();
+        } else {
+            w *= sar.as_f64();
+        }
+        needs_scale = true;
+    }
+    match resize {
+        Some(Resize::Exact { width, height }) => {
+            if width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 {
+                return Err(MediaError::InvalidArgument(format!(
+                    "resize to {width}x{height}: both sides must be even and non-zero"
+                )));
+            }
+            needs_scale |= (width as f64, height as f64) != (w, h);
+            (w, h) = (width as f64, height as f64);
+        }
+        Some(Resize::Fit {
+            max_width,
+            max_height,
+        }) => {
+            if max_width < 2 || max_height < 2 {
+                return Err(MediaError::InvalidArgument(format!(
+                    "fit within {max_width}x{max_height}: too small"
+                )));
+            }
+            let f = (max_width as f64 / w).min(max_height as f64 / h).min(1.0);
+            if f < 1.0 {
+                (w, h) = (w * f, h * f);
+                needs_scale = true;
+            }
+        }
+        None => {}
+    }
+    let (ew, eh) = if needs_scale {
+        // Resampling anyway: the nearest even size.
+        (nearest_even(w), nearest_even(h))
+    } else {
+        (w as u32 & !1, h as u32 & !1)
+    };
+    if ew == 0 || eh == 0 {
+        return Err(MediaError::InvalidArgument(format!(
+            "frames of {dw}x{dh} are too small"
+        )));
+    }
+    if needs_scale {
+        chain.push(format!("scale={ew}:{eh}:flags=bicubic"));
+    } else if (ew, eh) != (dw, dh) {
+        // Odd size: drop the last column/row rather than resample the whole picture.
+        chain.push(format!("crop={ew}:{eh}:0:0"));
+    }
+    chain.push("format=rgb24".into());
+    Ok((chain.join(","), ew, eh))
+}
+
+/// Streams RGB24 frames out of any input ffmpeg can read (async core; see [`FrameReader`] for
+/// the blocking adaptor).
+#[derive(Debug)]
+pub struct AsyncFrameReader {
+    child: Child,
+    stdout: Option<ChildStdout>,
+    stderr: Option<JoinHandle<StderrTail>>,
+    source: FrameSource,
+    frame_len: usize,
+    next_index: u64,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    finished: bool,
+}
+
+impl AsyncFrameReader {
+    /// Probes `path` and starts decoding it.
+    pub async fn open(media: &Media, path: &Path, opts: &ReadOptions) -> Result<Self> {
+        let info = media.probe(path).await?;
+        Self::open_probed(media, path, info, opts).await
+    }
+
+    /// Starts decoding a file already probed (or validated: the frame count is then exact).
+    pub async fn open_probed(
+        media: &Media,
+        path: &Path,
+        info: MediaInfo,
+        opts: &ReadOptions,
+    ) -> Result<Self> {
+        let Some(video) = info.video.clone() else {
+            return Err(MediaError::NoVideoStream {
+                has_audio: !info.audio.is_empty(),
+            });
+        };
+        let tone_mapped = match video.hdr() {
+            Some(hdr) if media.has_zscale().await? => Some(hdr),
+            Some(_) => {
+                return Err(MediaError::UnsupportedPixelFormat {
+                    pix_fmt: video.pix_fmt.clone().unwrap_or_else(|| "unknown".into()),
+                    reason: Some("HDR video needs the zscale filter to be tone-mapped".into()),
+                });
+            }
+            None => None,
+        };
+        let (filters, width, height) = reader_filters(&video, opts.resize, tone_mapped.is_some())?;
+        let frame_rate = video
+            .output_frame_rate()
+            .map(Rational::reduced)
+            .ok_or_else(|| MediaError::UnsupportedFrameRate {
+                fps: 0.0,
+                max: media.config().limits.max_frame_rate,
+            })?;
+
+        let mut inv = media.ffmpeg(opts.timeout.unwrap_or(Duration::MAX));
+        inv.arg("-noautorotate");
+        media.untrusted_input(&mut inv, path)?;
+        inv.args(["-map", &format!("0:{}", video.index)]);
+        inv.args(["-an", "-sn", "-dn", "-fps_mode", "passthrough"]);
+        inv.args(["-vf", &filters]);
+        inv.args(["-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]);
+        let mut child = inv.spawn(false, true)?;
+        let stderr = child.stderr.take().map(drain_stderr);
+        let stdout = child.stdout.take();
+        tracing::debug!(path = %path.display(), width, height, %filters, "frame reader started");
+        Ok(AsyncFrameReader {
+            child,
+            stdout,
+            stderr,
+            source: FrameSource {
+                width,
+                height,
+                frame_rate,
+                frame_count: video.frame_count,
+                tone_mapped,
+                filters,
+                info,
+            },
+            frame_len: frame_len(width, height),
+            next_index: 0,
+            deadline: opts.timeout.map(|t| Instant::now() + t),
+            timeout: opts.timeout,
+            finished: false,
+        })
+    }
+
+    /// What the frames look like.
+    pub fn source(&self) -> &FrameSource {
+        &self.source
+    }
+
+    /// Frames delivered so far.
+    pub fn frames_read(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Reads the next frame into `frame` (reusing its buffer). Returns `false` at the end of the
+    /// stream, after checking that ffmpeg exited cleanly.
+    pub async fn read_into(&mut self, frame: &mut RgbFrame) -> Result<bool> {
+        if self.finished {
+            return Ok(false);
+        }
+        frame.width = self.source.width;
+        frame.height = self.source.height;
+        frame.data.resize(self.frame_len, 0);
+        let deadline = self.deadline;
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Ok(false);
+        };
+        let read = read_full(stdout, &mut frame.data);
+        let got = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, read).await {
+                Ok(r) => r,
+                Err(_) => return Err(self.time_out().await),
+            },
+            None => read.await,
+        }
+        .map_err(|e| MediaError::io("reading frames from ffmpeg", e))?;
+        if got == self.frame_len {
+            frame.index = self.next_index;
+            self.next_index += 1;
+            return Ok(true);
+        }
+        // End of stream: a clean end falls exactly on a frame boundary and a zero exit status.
+        self.stdout = None;
+        self.finish_process().await?;
+        if got != 0 {
+            return Err(MediaError::Internal(format!(
+                "ffmpeg ended in the middle of frame {} ({got} of {} bytes)",
+                self.next_index, self.frame_len
+            )));
+        }
+        Ok(false)
+    }
+
+    /// Reads the next frame into a new buffer.
+    pub async fn read_frame(&mut self) -> Result<Option<RgbFrame>> {
+        let mut frame = RgbFrame {
+            width: 0,
+            height: 0,
+            index: 0,
+            data: Vec::new(),
+        };
+        Ok(self.read_into(&mut frame).await?.then_some(frame))
+    }
+
+    /// Stops early: kills ffmpeg and reaps it.
+    pub async fn abort(mut self) {
+        self.stdout = None;
+        kill_and_reap(&mut self.child).await;
+        self.finished = true;
+    }
+
+    async fn time_out(&mut self) -> MediaError {
+        kill_and_reap(&mut self.child).await;
+        self.finished = true;
+        self.stdout = None;
+        MediaError::Timeout {
+            tool: Tool::Ffmpeg,
+            after: self.timeout.unwrap_or_default(),
+        }
+    }
+
+    async fn finish_process(&mut self) -> Result<()> {
+        self.finished = true;
+        let wait = self.child.wait();
+        let status = match self.deadline {
+            Some(d) => match tokio::time::timeout_at(d, wait).await {
+                Ok(s) => s,
+                Err(_) => return Err(self.time_out().await),
+            },
+            None => wait.await,
+        }
+        .map_err(|e| MediaError::io("waiting for ffmpeg", e))?;
+        let tail = match self.stderr.take() {
+            Some(t) => t.await.unwrap_or_default(),
+            None => StderrTail::default(),
+        };
+        if status.success() {
+            Ok(())
+        } else {
+            Err(reader_failure(status, &tail))
+        }
+    }
+}
+
+/// A reader's ffmpeg failing is, almost always, the input's fault.
+fn reader_failure(status: std::process::ExitStatus, tail: &StderrTail) -> MediaError {
+    let text = tail.text();
+    let input_markers = [
+        "Invalid data",
+        "decoding",
+        "partial file",
+        "ended prematurely",
+        "moov atom",
+        "Invalid NAL",
+        "corrupt",
+    ];
+    if input_markers.iter().any(|m| text.contains(m)) {
+        MediaError::Corrupt {
+            detail: format!(
+                "decoding failed ({})",
+                tail.last_line().unwrap_or("no detail")
+            ),
+        }
+    } else {
+        failed(Tool::Ffmpeg, status, tail)
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+async fn read_full(r: &mut ChildStdout, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = r.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+/// Output pixel format of the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputPixelFormat {
+    /// 4:2:0, plays everywhere (browsers, phones, TVs). The default.
+    #[default]
+    Yuv420p,
+    /// 4:4:4, full colour resolution (sharper anaglyph colour edges) but High 4:4:4 profile,
+    /// which most browsers and hardware decoders cannot play.
+    Yuv444p,
+}
+
+impl OutputPixelFormat {
+    fn name(self) -> &'static str {
+        match self {
+            OutputPixelFormat::Yuv420p => "yuv420p",
+            OutputPixelFormat::Yuv444p => "yuv444p",
+        }
+    }
+}
+
+/// x264 presets, fastest first.
+pub const X264_PRESETS: &[&str] = &[
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// H.264 encoder settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodeOptions {
+    /// Constant rate factor, 0 (lossless) to 51 (worst); default 18 (visually near-lossless).
+    pub crf: u8,
+    /// x264 preset (see [`X264_PRESETS`]); default "medium".
+    pub preset: String,
+    /// Output pixel format.
+    pub pix_fmt: OutputPixelFormat,
+    /// Kill ffmpeg if writing takes longer than this (none by default).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            crf: 18,
+            preset: "medium".into(),
+            pix_fmt: OutputPixelFormat::Yuv420p,
+            timeout: None,
+        }
+    }
+}
+
+impl EncodeOptions {
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.crf > 51 {
+            return Err(MediaError::InvalidArgument(format!(
+                "crf {} is outside 0..=51",
+                self.crf
+            )));
+        }
+        if !X264_PRESETS.contains(&self.preset.as_str()) {
+            return Err(MediaError::InvalidArgument(format!(
+                "unknown x264 preset {:?}",
+                self.preset
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a finished writer produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenVideo {
+    /// The MP4 file.
+    pub path: PathBuf,
+    /// Frames written.
+    pub frames: u64,
+    /// Frames / rate.
+    pub duration: Duration,
+}
+
+/// Encodes RGB24 frames to an H.264 MP4 (`+faststart`). The file appears at its path only when
+/// [`AsyncFrameWriter::finish`] succeeds; until then ffmpeg writes a hidden partial file beside
+/// it, removed if the writer is dropped or fails.
+#[derive(Debug)]
+pub struct AsyncFrameWriter {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: Option<JoinHandle<StderrTail>>,
+    partial: Option<PathBuf>,
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    frame_rate: Rational,
+    frames: u64,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+}
+
+impl AsyncFrameWriter {
+    /// Starts ffmpeg writing `path` from frames of `width` x `height` at `frame_rate`.
+    pub async fn create(
+        media: &Media,
+        path: &Path,
+        width: u32,
+        height: u32,
+        frame_rate: Rational,
+        opts: &EncodeOptions,
+    ) -> Result<Self> {
+        opts.check()?;
+        if width == 0 || height == 0 {
+            return Err(MediaError::InvalidArgument(format!(
+                "frame size {width}x{height}"
+            )));
+        }
+        if opts.pix_fmt == OutputPixelFormat::Yuv420p && (width % 2 == 1 || height % 2 == 1) {
+            return Err(MediaError::InvalidArgument(format!(
+                "yuv420p output needs even dimensions, got {width}x{height}"
+            )));
+        }
+        if frame_rate.num <= 0 || frame_rate.den <= 0 {
+            return Err(MediaError::InvalidArgument(format!(
+                "frame rate {frame_rate}"
+            )));
+        }
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let file_name = path.file_name().ok_or_else(|| {
+            MediaError::InvalidArgument(format!("{} is not a file path", path.display()))
+        })?;
+        let mut partial_name = std::ffi::OsString::from(".");
+        partial_name.push(file_name);
+        partial_name.push(format!(".partial-{}", std::process::id()));
+        let partial = match dir {
+            Some(d) => d.join(&partial_name),
+            None => PathBuf::from(&partial_name),
+        };
+
+        let mut inv = media.ffmpeg(opts.timeout.unwrap_or(Duration::MAX));
+        inv.args(["-f", "rawvideo", "-pix_fmt", "rgb24"]);
+        inv.args(["-s", &format!("{width}x{height}")]);
+        inv.args(["-framerate", &frame_rate.to_string()]);
+        inv.args(["-i", "pipe:0"]);
+        inv.args(["-map", "0:v", "-fps_mode", "passthrough"]);
+        // RGB to YUV with the BT.709 matrix, and say so in the stream, so players do not guess.
+        inv.args([
+            "-vf",
+            &format!(
+                "scale=out_color_matrix=bt709:out_range=tv,format={}",
+                opts.pix_fmt.name()
+            ),
+        ]);
+        inv.args(["-c:v", "libx264", "-preset", &opts.preset]);
+        inv.args(["-crf", &opts.crf.to_string()]);
+        inv.args([
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-colorspace",
+            "bt709",
+            "-color_range",
+            "tv",
+        ]);
+        inv.args(["-movflags", "+faststart", "-f", "mp4"]);
+        inv.arg(file_url(&partial)?);
+        let mut child = inv.spawn(true, false)?;
+        let stderr = child.stderr.take().map(drain_stderr);
+        let stdin = child.stdin.take();
+        Ok(AsyncFrameWriter {
+            child,
+            stdin,
+            stderr,
+            partial: Some(partial),
+            path: path.to_path_buf(),
+            width,
+            height,
+            frame_rate,
+            frames: 0,
+            deadline: opts.timeout.map(|t| Instant::now() + t),
+            timeout: opts.timeout,
+        })
+    }
+
+    /// Frames written so far.
+    pub fn frames_written(&self) -> u64 {
+        self.frames
+    }
+
+    /// Writes one frame (`width * height * 3` bytes of RGB24).
+    pub async fn write(&mut self, rgb: &[u8]) -> Result<()> {
+        let expected = frame_len(self.width, self.height);
+        if rgb.len() != expected {
+            return Err(MediaError::InvalidArgument(format!(
+                "frame {} has {} bytes, expected {expected} for {}x{} RGB24",
+                self.frames,
+                rgb.len(),
+                self.width,
+                self.height
+            )));
+        }
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(MediaError::InvalidArgument("the writer is closed".into()));
+        };
+        let write = stdin.write_all(rgb);
+        let res = match self.deadline {
+            Some(d) => match tokio::time::timeout_at(d, write).await {
+                Ok(r) => r,
+                Err(_) => return Err(self.time_out().await),
+            },
+            None => write.await,
+        };
+        if let Err(e) = res {
+            // ffmpeg went away (broken pipe): its stderr says why.
+            self.stdin = None;
+            let status = self.child.wait().await;
+            let tail = match self.stderr.take() {
+                Some(t) => t.await.unwrap_or_default(),
+                None => StderrTail::default(),
+            };
+            return Err(match status {
+                Ok(st) if !st.success() => failed(Tool::Ffmpeg, st, &tail),
+                _ => MediaError::io("writing frames to ffmpeg", e),
+            });
+        }
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Writes one frame.
+    pub async fn write_frame(&mut self, frame: &RgbFrame) -> Result<()> {
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(MediaError::InvalidArgument(format!(
+                "frame is {}x{}, the writer was opened for {}x{}",
+                frame.width, frame.height, self.width, self.height
+            )));
+        }
+        self.write(&frame.data).await
+    }
+
+    /// Closes the input, waits for ffmpeg to finish the file, and moves it into place.
+    pub async fn finish(mut self) -> Result<WrittenVideo> {
+        if self.frames == 0 {
+            return Err(MediaError::InvalidArgument("no frames were written".into()));
+        }
+        if let Some(mut stdin) = self.stdin.take() {
+            stdin
+                .shutdown()
+                .await
+                .map_err(|e| MediaError::io("closing ffmpeg's input", e))?;
+        }
+        let wait = self.child.wait();
+        let status = match self.deadline {
+            Some(d) => match tokio::time::timeout_at(d, wait).await {
+                Ok(s) => s,
+                Err(_) => return Err(self.time_out().await),
+            },
+            None => wait.await,
+        }
+        .map_err(|e| MediaError::io("waiting for ffmpeg", e))?;
+        let tail = match self.stderr.take() {
+            Some(t) => t.await.unwrap_or_default(),
+            None => StderrTail::default(),
+        };
+        if !status.success() {
+            return Err(failed(Tool::Ffmpeg, status, &tail));
+        }
+        let partial = self
+            .partial
+            .take()
+            .ok_or_else(|| MediaError::Internal("writer finished twice".into()))?;
+        std::fs::rename(&partial, &self.path).map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            MediaError::io(format!("moving the output to {}", self.path.display()), e)
+        })?;
+        Ok(WrittenVideo {
+            path: self.path.clone(),
+            frames: self.frames,
+            duration: Duration::from_secs_f64(self.frames as f64 / self.frame_rate.as_f64()),
+        })
+    }
+
+    /// Stops: kills ffmpeg and removes the partial file.
+    pub async fn abort(mut self) {
+        self.stdin = None;
+        kill_and_reap(&mut self.child).await;
+    }
+
+    async fn time_out(&mut self) -> MediaError {
+        self.stdin = None;
+        kill_and_reap(&mut self.child).await;
+        MediaError::Timeout {
+            tool: Tool::Ffmpeg,
+            after: self.timeout.unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for AsyncFrameWriter {
+    fn drop(&mut self) {
+        // kill_on_drop stops ffmpeg; the partial file must not outlive the writer.
+        if let Some(p) = self.partial.take() {
+            let _ = self.child.start_kill();
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn blocking_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| MediaError::io("starting the frame I/O runtime", e))
+}
+
+/// Blocking frame reader for CPU-bound consumers (threads, rayon, `spawn_blocking`). Also an
+/// iterator of frames.
+#[derive(Debug)]
+pub struct FrameReader {
+    // Field order matters: the reader (and its child) drops before the runtime.
+    inner: Option<AsyncFrameReader>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl FrameReader {
+    /// Probes `path` and starts decoding it.
+    pub fn open(media: &Media, path: &Path, opts: &ReadOptions) -> Result<Self> {
+        let rt = blocking_runtime()?;
+        let inner = rt.block_on(AsyncFrameReader::open(media, path, opts))?;
+        Ok(FrameReader {
+            inner: Some(inner),
+            rt,
+        })
+    }
+
+    /// Starts decoding a file already probed or validated.
+    pub fn open_probed(
+        media: &Media,
+        path: &Path,
+        info: MediaInfo,
+        opts: &ReadOptions,
+    ) -> Result<Self> {
+        let rt = blocking_runtime()?;
+        let inner = rt.block_on(AsyncFrameReader::open_probed(media, path, info, opts))?;
+        Ok(FrameReader {
+            inner: Some(inner),
+            rt,
+        })
+    }
+
+    fn inner(&self) -> Result<&AsyncFrameReader> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| MediaError::InvalidArgument("the reader is closed".into()))
+    }
+
+    /// What the frames look like.
+    pub fn source(&self) -> Option<&FrameSource> {
+        self.inner().ok().map(AsyncFrameReader::source)
+    }
+
+    /// Frames delivered so far.
+    pub fn frames_read(&self) -> u64 {
+        self.inner().map(AsyncFrameReader::frames_read).unwrap_or(0)
+    }
+
+    /// Reads the next frame into `frame`; `false` at the end.
+    pub fn read_into(&mut self, frame: &mut RgbFrame) -> Result<bool> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(false);
+        };
+        self.rt.block_on(inner.read_into(frame))
+    }
+
+    /// Reads the next frame.
+    pub fn read_frame(&mut self) -> Result<Option<RgbFrame>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(None);
+        };
+        self.rt.block_on(inner.read_frame())
+    }
+}
+
+impl Iterator for FrameReader {
+    type Item = Result<RgbFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.read_frame().transpose()
+    }
+}
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take()
+            && !inner.finished
+        {
+            self.rt.block_on(inner.abort());
+        }
+    }
+}
+
+/// Blocking frame writer for CPU-bound producers.
+#[derive(Debug)]
+pub struct FrameWriter {
+    inner: Option<AsyncFrameWriter>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl FrameWriter {
+    /// Starts ffmpeg writing `path`; see [`AsyncFrameWriter::create`].
+    pub fn create(
+        media: &Media,
+        path: &Path,
+        width: u32,
+        height: u32,
+        frame_rate: Rational,
+        opts: &EncodeOptions,
+    ) -> Result<Self> {
+        let rt = blocking_runtime()?;
+        let inner = rt.block_on(AsyncFrameWriter::create(
+            media, path, width, height, frame_rate, opts,
+        ))?;
+        Ok(FrameWriter {
+            inner: Some(inner),
+            rt,
+        })
+    }
+
+    fn inner_mut(&mut self) -> Result<&mut AsyncFrameWriter> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| MediaError::InvalidArgument("the writer is closed".into()))
+    }
+
+    /// Writes one frame of RGB24 bytes.
+    pub fn write(&mut self, rgb: &[u8]) -> Result<()> {
+        let rt = &self.rt;
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| MediaError::InvalidArgument("the writer is closed".into()))?;
+        rt.block_on(inner.write(rgb))
+    }
+
+    /// Writes one frame.
+    pub fn write_frame(&mut self, frame: &RgbFrame) -> Result<()> {
+        let rt = &self.rt;
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| MediaError::InvalidArgument("the writer is closed".into()))?;
+        rt.block_on(inner.write_frame(frame))
+    }
+
+    /// Frames written so far.
+    pub fn frames_written(&mut self) -> u64 {
+        self.inner_mut().map(|w| w.frames_written()).unwrap_or(0)
+    }
+
+    /// Finishes the file; see [`AsyncFrameWriter::finish`].
+    pub fn finish(mut self) -> Result<WrittenVideo> {
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| MediaError::InvalidArgument("the writer is closed".into()))?;
+        self.rt.block_on(inner.finish())
+    }
+}
+
+impl Drop for FrameWriter {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            self.rt.block_on(inner.abort());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Rotation;
+
+    fn video(w: u32, h: u32) -> VideoStream {
+        VideoStream {
+            index: 0,
+            codec: "h264".into(),
+            profile: None,
+            width: w,
+            height: h,
+            rotation: Rotation::None,
+            sample_aspect_ratio: None,
+            pix_fmt: Some("yuv420p".into()),
+            bit_depth: Some(8),
+            color: Default::default(),
+            frame_rate: Some(Rational::new(30, 1)),
+            avg_frame_rate: Some(Rational::new(30, 1)),
+            frame_count: None,
+            variable_frame_rate: false,
+            time_base: None,
+            start_time: None,
+            duration: None,
+            has_b_frames: 0,
+        }
+    }
+
+    #[test]
+    fn plain_input_only_converts_to_rgb() {
+        let (f, w, h) = reader_filters(&video(1280, 720), None, false).expect("ok");
+        assert_eq!((f.as_str(), w, h), ("format=rgb24", 1280, 720));
+    }
+
+    #[test]
+    fn odd_sizes_are_cropped_to_even() {
+        let (f, w, h) = reader_filters(&video(853, 481), None, false).expect("ok");
+        assert_eq!(
+            (f.as_str(), w, h),
+            ("crop=852:480:0:0,format=rgb24", 852, 480)
+        );
+    }
+
+    #[test]
+    fn rotation_swaps_the_output_size() {
+        let mut v = video(640, 360);
+        v.rotation = Rotation::Cw90;
+        let (f, w, h) = reader_filters(&v, None, false).expect("ok");
+        assert_eq!(
+            (f.as_str(), w, h),
+            ("transpose=clock,format=rgb24", 360, 640)
+        );
+        v.rotation = Rotation::R180;
+        let (f, w, h) = reader_filters(&v, None, false).expect("ok");
+        assert_eq!((f.as_str(), w, h), ("hflip,vflip,format=rgb24", 640, 360));
+    }
+
+    #[test]
+    fn non_square_pixels_are_made_square() {
+        let mut v = video(720, 480);
+        v.sample_aspect_ratio = Some(Rational::new(32, 27));
+        let (f, w, h) = reader_filters(&v, None, false).expect("ok");
+        assert_eq!((w, h), (854, 480));
+        assert!(f.starts_with("scale=854:480"), "{f}");
+    }
+
+    #[test]
+    fn resize_fit_keeps_aspect_and_even_sizes_and_never_upscales() {
+        let fit = Some(Resize::Fit {
+            max_width: 640,
+            max_height: 640,
+        });
+        let (_, w, h) = reader_filters(&video(1920, 1080), fit, false).expect("ok");
+        assert_eq!((w, h), (640, 360));
+        let (f, w, h) = reader_filters(&video(320, 240), fit, false).expect("ok");
+        assert_eq!((f.as_str(), w, h), ("format=rgb24", 320, 240));
+        let exact = Some(Resize::Exact {
+            width: 518,
+            height: 518,
+        });
+        let (f, w, h) = reader_filters(&video(1280, 720), exact, false).expect("ok");
+        assert_eq!((w, h), (518, 518));
+        assert!(f.starts_with("scale=518:518"));
+        let odd = Some(Resize::Exact {
+            width: 517,
+            height: 518,
+        });
+        assert_eq!(
+            reader_filters(&video(1280, 720), odd, false)
+                .expect_err("odd")
+                .code(),
+            "invalid_argument"
+        );
+    }
+
+    #[test]
+    fn hdr_input_is_tone_mapped_first() {
+        let (f, _, _) = reader_filters(&video(1920, 1080), None, true).expect("ok");
+        assert!(f.starts_with("zscale=t=linear"), "{f}");
+        assert!(f.contains("tonemap=tonemap=hable"), "{f}");
+        assert!(f.ends_with("format=rgb24"), "{f}");
+    }
+
+    #[test]
+    fn encode_options_are_checked() {
+        assert!(EncodeOptions::default().check().is_ok());
+        let bad = EncodeOptions {
+            crf: 60,
+            ..EncodeOptions::default()
+        };
+        assert_eq!(bad.check().expect_err("crf").code(), "invalid_argument");
+        let bad = EncodeOptions {
+            preset: "; rm -rf /".into(),
+            ..EncodeOptions::default()
+        };
+        assert_eq!(bad.check().expect_err("preset").code(), "invalid_argument");
+    }
+}
