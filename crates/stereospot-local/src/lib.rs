@@ -9,3 +9,8 @@ pub mod http;
 pub mod notify;
 pub mod presign;
 pub mod storage;
+
+pub use db::{DB_FILE_NAME, Db, DbOptions, Synchronous};
+pub use jobs::{LocalCompletionStore, LocalJobStore};
+pub use lock::LocalReassemblyLock;
+pub use queue::{LocalQueue, QueueConfig};
