@@ -432,7 +432,7 @@ mod tests {
     fn receipts_are_checked_for_shape() {
         let r = format!("{}.{}", random_hex(), random_hex());
         assert_eq!(receipt_message_id(&r).unwrap(), &r[..32]);
-        for bad in ["", "x", "abc.def", &format!("{}", random_hex()), "zz.zz"] {
+        for bad in ["", "x", "abc.def", &random_hex(), "zz.zz"] {
             assert!(matches!(
                 receipt_message_id(bad),
                 Err(PlatformError::Invalid(_))

@@ -321,12 +321,8 @@ pub async fn concurrent_consumers_drain_without_duplicates(h: &dyn Harness) {
     for c in consumers {
         total += c.await.expect("consumer");
     }
-    let seen = seen.lock().expect("lock");
+    let delivered: HashSet<String> = seen.lock().expect("lock").keys().cloned().collect();
     assert_eq!(total, N, "deliveries");
-    assert_eq!(
-        seen.keys().cloned().collect::<HashSet<_>>(),
-        sent,
-        "every message delivered once"
-    );
+    assert_eq!(delivered, sent, "every message delivered once");
     assert_eq!(q.depth().await.expect("depth"), QueueDepth::default());
 }

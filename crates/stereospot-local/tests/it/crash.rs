@@ -172,7 +172,7 @@ fn run_child(dir: &Path, iter: usize, rng: &mut impl Rng) -> Acks {
 
     let mut acks = Acks::default();
     // Mostly kill after some acknowledged writes; sometimes early, while opening.
-    let early = iter % 10 == 0;
+    let early = iter.is_multiple_of(10);
     let target = if early { 0 } else { rng.random_range(1..=60) };
     let deadline = Instant::now() + Duration::from_secs(20);
     if early {
