@@ -193,6 +193,17 @@ pub(crate) fn segment_bounds(
         .collect()
 }
 
+/// Output options: the video stream only, no metadata or chapters from the user's file.
+const VIDEO_ONLY: &[&str] = &[
+    "-an",
+    "-sn",
+    "-dn",
+    "-map_metadata",
+    "-1",
+    "-map_chapters",
+    "-1",
+];
+
 /// Codecs the MP4 muxer takes as they are (anything else is re-encoded).
 const COPYABLE_CODECS: &[&str] = &["h264", "hevc", "av1", "vp9", "mpeg4"];
 
@@ -232,6 +243,13 @@ impl Media {
             Err(format!("{} cannot be stream-copied into MP4", video.codec))
         } else if !scan.has_all_pts() {
             Err("the source's frames have no timestamps".to_string())
+        } else if scan.is_variable_frame_rate() && scan.has_reordering() {
+            // MP4 derives durations from decoding timestamps: with B-frames at a variable rate a
+            // copied segment's duration is off by the reordering delay, and joins would drift.
+            Err(
+                "variable frame rate with B-frames: copied segments would not have exact durations"
+                    .to_string(),
+            )
         } else {
             plan_copy(scan, target, opts.tolerance)
         };
@@ -345,30 +363,22 @@ impl Media {
         opts: &ChunkOptions,
     ) -> Result<Vec<PathBuf>> {
         let timeouts = &self.config().timeouts;
-        let timeout = match method {
-            ChunkMethod::Reencode => timeouts.for_encode(total),
-            _ => timeouts.for_copy(total),
-        };
-        let mut inv = self.ffmpeg(timeout);
         // Shift the source so the video's first frame is at 0 in the first segment too (ffmpeg
         // already subtracts the container start; the video may start later than the audio).
         let offset = video_offset(&validated.info, video);
-        if offset != 0.0 {
-            inv.args(["-itsoffset", &format!("{offset:.6}")]);
-        }
-        self.untrusted_input(&mut inv, source)?;
-        inv.args(["-map", &format!("0:{}", video.index)]);
-        inv.args([
-            "-an",
-            "-sn",
-            "-dn",
-            "-map_metadata",
-            "-1",
-            "-map_chapters",
-            "-1",
-        ]);
-        match method {
+        let intermediate = staging.join("reencoded.mp4");
+        let (input, stream, rotation, offset) = match method {
             ChunkMethod::Reencode => {
+                // Re-encode the whole video once, keyframes forced at the cuts, then cut that
+                // by stream copy. Cutting in the same pass would give each segment's last frame
+                // the encoder's nominal duration instead of the real one (wrong for VFR).
+                let mut inv = self.ffmpeg(timeouts.for_encode(total));
+                if offset != 0.0 {
+                    inv.args(["-itsoffset", &format!("{offset:.6}")]);
+                }
+                self.untrusted_input(&mut inv, source)?;
+                inv.args(["-map", &format!("0:{}", video.index)]);
+                inv.args(VIDEO_ONLY);
                 inv.args(["-fps_mode", "passthrough"]);
                 let (w, h) = video.display_size();
                 if w % 2 == 1 || h % 2 == 1 {
@@ -376,16 +386,37 @@ impl Media {
                 }
                 inv.args(["-c:v", "libx264", "-preset", &opts.reencode.preset]);
                 inv.args(["-crf", &opts.reencode.crf.to_string()]);
+                // No B-frames: decoding order = display order, so every MP4 sample duration is
+                // the real frame duration, even at a variable frame rate.
+                inv.args(["-bf", "0"]);
                 inv.args(["-force_key_frames", &format!("expr:not(mod(n,{per}))")]);
+                inv.args(["-avoid_negative_ts", "disabled", "-f", "mp4"]);
+                inv.arg(file_url(&intermediate)?);
+                run(&inv, StdoutMode::Ignore)
+                    .await?
+                    .check(crate::Tool::Ffmpeg)?;
+                // Autorotation made the pictures upright; the offset is applied.
+                (intermediate.as_path(), 0, 0, 0.0)
             }
-            _ => {
-                inv.args(["-c:v", "copy"]);
-                let rot = video.rotation.display_matrix_degrees();
-                if rot != 0 {
-                    // The segment muxer drops the display matrix; write it back per segment.
-                    inv.args(["-metadata:s:v:0", &format!("rotate={rot}")]);
-                }
-            }
+            _ => (
+                source,
+                video.index,
+                video.rotation.display_matrix_degrees(),
+                offset,
+            ),
+        };
+
+        let mut inv = self.ffmpeg(timeouts.for_copy(total));
+        if offset != 0.0 {
+            inv.args(["-itsoffset", &format!("{offset:.6}")]);
+        }
+        self.untrusted_input(&mut inv, input)?;
+        inv.args(["-map", &format!("0:{stream}")]);
+        inv.args(VIDEO_ONLY);
+        inv.args(["-c:v", "copy"]);
+        if rotation != 0 {
+            // The segment muxer drops the display matrix; write it back per segment.
+            inv.args(["-metadata:s:v:0", &format!("rotate={rotation}")]);
         }
         // MP4 allows negative DTS (B-frames) through an edit list: keep timestamps as they are.
         inv.args(["-avoid_negative_ts", "disabled"]);
@@ -399,13 +430,21 @@ impl Media {
             inv.args(["-reset_timestamps", "1"]);
             inv.arg(file_url(&staging.join("seg_%05d.mp4"))?);
         }
-        let fin = run(&inv, StdoutMode::Ignore).await?;
-        fin.check(crate::Tool::Ffmpeg)?;
+        run(&inv, StdoutMode::Ignore)
+            .await?
+            .check(crate::Tool::Ffmpeg)?;
+        if method == ChunkMethod::Reencode {
+            let _ = std::fs::remove_file(&intermediate);
+        }
 
         let mut files: Vec<PathBuf> = std::fs::read_dir(staging)
             .map_err(|e| MediaError::io(format!("listing {}", staging.display()), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("seg_") && n.ends_with(".mp4"))
+            })
             .collect();
         files.sort();
         if files.len() != cuts.len() + 1 {

@@ -136,6 +136,19 @@ impl PacketScan {
         max - min > slack
     }
 
+    /// Whether frames are stored out of display order (B-frames).
+    pub fn has_reordering(&self) -> bool {
+        let mut max = i64::MIN;
+        for p in &self.packets {
+            match p.pts {
+                Some(pts) if pts < max => return true,
+                Some(pts) => max = pts,
+                None => {}
+            }
+        }
+        false
+    }
+
     /// Decoding-order indices where a stream copy can start a new, independently decodable
     /// segment whose frames are exactly those displayed from this packet on: a keyframe with every
     /// earlier packet displayed before it and every later packet displayed at or after it. That
@@ -294,6 +307,8 @@ mod tests {
         // Open GOP: the second I-frame (pts 240) is followed by B-frames shown before it.
         let open = scan(&[0, 120, 40, 80, 240, 160, 200, 360, 280, 320], &[0, 4]);
         assert!(open.clean_cut_points().is_empty());
+        assert!(closed.has_reordering());
+        assert!(!scan(&[0, 40, 80], &[0]).has_reordering());
     }
 
     #[test]
