@@ -14,3 +14,6 @@ pub use db::{DB_FILE_NAME, Db, DbOptions, Synchronous};
 pub use jobs::{LocalCompletionStore, LocalJobStore};
 pub use lock::LocalReassemblyLock;
 pub use queue::{LocalQueue, QueueConfig};
+
+pub mod platform;
+pub use platform::LocalPlatform;

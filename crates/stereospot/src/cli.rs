@@ -1,0 +1,41 @@
+//! Subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stereospot",
+    version,
+    about = "Turn ordinary 2D video into stereoscopic 3D"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process on the local platform (the embedded default)
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Data directory (SQLite database, objects, signing secret)
+    #[arg(long, env = "STEREOSPOT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on; 127.0.0.1 unless you mean to expose it
+    #[arg(long, env = "STEREOSPOT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let settings = crate::config::load()?;
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(settings, args).await,
+    }
+}

@@ -1,0 +1,7 @@
+//! The `stereospot` binary: command-line parsing, configuration and process wiring. Each
+//! subcommand is one process of the system; `serve` runs the embedded default in one process.
+
+pub mod cli;
+pub mod config;
+pub mod serve;
+pub mod telemetry;

@@ -1,0 +1,4 @@
+//! Integration tests of the `stereospot` binary's wiring.
+
+mod helpers;
+mod serve;
