@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stereospot_core::platform::{JobStore, ObjectStorage, Queue, ReassemblyLock, SegmentCompletionStore};
+use stereospot_core::platform::{
+    JobStore, ObjectStorage, Queue, ReassemblyLock, SegmentCompletionStore,
+};
 
 pub mod jobs;
 pub mod queue;
@@ -19,7 +21,11 @@ pub mod storage;
 pub trait Harness: Send + Sync {
     /// A new empty queue with the given default visibility timeout, dead-lettering into the
     /// returned second queue after `max_receives` receives.
-    async fn queue(&self, visibility: Duration, max_receives: u32) -> (Arc<dyn Queue>, Arc<dyn Queue>);
+    async fn queue(
+        &self,
+        visibility: Duration,
+        max_receives: u32,
+    ) -> (Arc<dyn Queue>, Arc<dyn Queue>);
     async fn job_store(&self) -> Arc<dyn JobStore>;
     async fn completions(&self) -> Arc<dyn SegmentCompletionStore>;
     async fn reassembly_lock(&self) -> Arc<dyn ReassemblyLock>;
