@@ -9,7 +9,9 @@
 //! throughput: with WAL it is still durable against a crash of the process (the WAL is in the OS
 //! page cache), but the last commits may be lost on power loss or a kernel crash. The default is
 //! the safe one because an acknowledged send that disappears breaks the pipeline's at-least-once
-//! contract.
+//! contract. The one exception is queue receives, deletes and visibility changes, which commit
+//! without their own fsync even under `FULL` (`Db::run_relaxed`): losing one on power loss only
+//! means a message is delivered again, and they are still durable against process crashes.
 //!
 //! # Threads
 //!
@@ -110,6 +112,7 @@ pub struct Db {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
+    synchronous: Synchronous,
     conn: Mutex<Connection>,
     /// One wake-up signal per queue name, for long-polling receivers in this process.
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -178,6 +181,7 @@ impl Db {
         Ok(Db {
             inner: Arc::new(Inner {
                 path,
+                synchronous: options.synchronous,
                 conn: Mutex::new(conn),
                 wakers: Mutex::new(HashMap::new()),
             }),
@@ -219,6 +223,31 @@ impl Db {
         })
         .await
         .map_err(|e| PlatformError::backend("database task failed", e))?
+    }
+
+    /// [`Db::run`] for writes whose loss on *power failure* is harmless, such as receiving or
+    /// deleting a queue message (a lost one only means an earlier redelivery, which
+    /// at-least-once delivery allows): they commit with `synchronous=NORMAL`, so no fsync of
+    /// their own. They stay durable against process crashes, and WAL keeps commit order, so the
+    /// next fsynced commit makes them durable too. Everything else keeps the configured level.
+    pub(crate) async fn run_relaxed<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        if self.inner.synchronous == Synchronous::Normal {
+            return self.run(f).await;
+        }
+        self.run(|conn| {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .ctx("relaxing synchronous")?;
+            let result = f(conn);
+            // Restore before anything else can use the connection (the mutex is still held).
+            conn.pragma_update(None, "synchronous", "FULL")
+                .ctx("restoring synchronous=FULL")?;
+            result
+        })
+        .await
     }
 
     /// The wake-up signal of a queue (created on first use).
@@ -305,6 +334,34 @@ mod tests {
         drop(db);
         let db = Db::open(dir.path().join("data")).await.unwrap();
         assert!(db.path().ends_with(DB_FILE_NAME));
+    }
+
+    fn synchronous(c: &Connection) -> Result<i64> {
+        c.query_row("PRAGMA synchronous", [], |r| r.get(0)).ctx("x")
+    }
+
+    #[tokio::test]
+    async fn relaxed_writes_restore_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        // 2 = FULL, 1 = NORMAL
+        assert_eq!(db.run(|c| synchronous(c)).await.unwrap(), 2);
+        assert_eq!(db.run_relaxed(|c| synchronous(c)).await.unwrap(), 1);
+        assert_eq!(db.run(|c| synchronous(c)).await.unwrap(), 2);
+        let failed: Result<()> = db
+            .run_relaxed(|_| Err(PlatformError::Invalid("boom".into())))
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(db.run(|c| synchronous(c)).await.unwrap(), 2);
+
+        let dir = tempfile::tempdir().unwrap();
+        let options = DbOptions {
+            synchronous: Synchronous::Normal,
+            ..DbOptions::default()
+        };
+        let db = Db::open_with(dir.path(), options).await.unwrap();
+        assert_eq!(db.run_relaxed(|c| synchronous(c)).await.unwrap(), 1);
+        assert_eq!(db.run(|c| synchronous(c)).await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -7,6 +7,13 @@
 //! moved to the dead-letter queue by the next receive attempt instead of being delivered (as
 //! SQS's redrive policy does); it arrives there with a receive count of 0.
 //!
+//! # Durability
+//!
+//! Sends are fsynced before they return (with the default `synchronous=FULL`). Receives,
+//! deletes and visibility changes commit without an fsync of their own (`Db::run_relaxed`):
+//! they survive a crash of the process, and on power loss the worst case is a message delivered
+//! again, which at-least-once delivery allows.
+//!
 //! # Receipts
 //!
 //! A receipt is `{message_id}.{random}` and only the receipt of the latest delivery is stored:
@@ -159,7 +166,7 @@ impl LocalQueue {
         let max_receives = i64::from(self.config.max_receives.max(1));
         let visibility_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX);
         self.db
-            .run(move |conn| {
+            .run_relaxed(move |conn| {
                 let now = now_millis();
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -344,7 +351,7 @@ impl Queue for LocalQueue {
         let receipt = receipt.to_owned();
         let queue = self.name.clone();
         self.db
-            .run(move |conn| {
+            .run_relaxed(move |conn| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .ctx("starting a delete")?;
@@ -382,7 +389,7 @@ impl Queue for LocalQueue {
         let queue = self.name.clone();
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         self.db
-            .run(move |conn| {
+            .run_relaxed(move |conn| {
                 let changed = conn
                     .execute(
                         "UPDATE queue_messages SET visible_at_ms = ?1
