@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p stereospot-local --bench objects` (set `OBJECT_BENCH_MB` to change the size,
 //! 64 by default). Each figure is the median of 5 runs; the ratio is storage / baseline (1.0 =
-//! as fast as plain file I/O).
+//! as fast as plain file I/O). Storage and baseline runs alternate.
 //!
 //! - put_stream: an in-memory object in 1 MiB chunks through `put_stream` (temp file, fsync,
 //!   rename, directory fsync) vs writing the same chunks to a file with tokio and fsyncing it.
@@ -34,19 +34,31 @@ fn chunks(data: &Bytes) -> ByteStream {
     })))
 }
 
-async fn median<F, Fut>(runs: usize, mut f: F) -> Duration
+/// Medians of `ours` and `base`, run alternately (and in alternating order) so background
+/// writeback and other load hit both alike.
+async fn pair<F, G, FF, GF>(runs: usize, mut ours: F, mut base: G) -> (Duration, Duration)
 where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    F: FnMut(usize) -> FF,
+    G: FnMut(usize) -> GF,
+    FF: std::future::Future<Output = ()>,
+    GF: std::future::Future<Output = ()>,
 {
-    let mut times = Vec::with_capacity(runs);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
     for i in 0..runs {
-        let t = Instant::now();
-        f(i).await;
-        times.push(t.elapsed());
+        for first in [i % 2 == 0, i % 2 != 0] {
+            let t = Instant::now();
+            if first {
+                ours(i).await;
+                a.push(t.elapsed());
+            } else {
+                base(i).await;
+                b.push(t.elapsed());
+            }
+        }
     }
-    times.sort();
-    times[runs / 2]
+    a.sort();
+    b.sort();
+    (a[runs / 2], b[runs / 2])
 }
 
 fn report(name: &str, bytes: usize, ours: Duration, baseline: Duration) {
@@ -80,18 +92,22 @@ async fn bench_objects(dir: &Path, mb: usize) {
     let plain = dir.join("plain");
     std::fs::create_dir_all(&plain).unwrap();
 
-    println!("object storage vs plain file I/O, {mb} MiB object, median of {RUNS}");
+    println!(
+        "object storage vs plain file I/O, {mb} MiB object, median of {RUNS} alternating runs"
+    );
 
-    let ours = median(RUNS, |i| {
+    let put_stream = |prefix: &'static str| {
         let (s, data) = (s.clone(), data.clone());
-        async move {
-            s.put_stream("bench", &format!("put/{i}"), chunks(&data))
-                .await
-                .unwrap();
+        move |i: usize| {
+            let (s, data) = (s.clone(), data.clone());
+            async move {
+                s.put_stream("bench", &format!("{prefix}/{i}"), chunks(&data))
+                    .await
+                    .unwrap();
+            }
         }
-    })
-    .await;
-    let base = median(RUNS, |i| {
+    };
+    let (ours, base) = pair(RUNS, put_stream("put"), |i| {
         let (data, path) = (data.clone(), plain.join(format!("w{i}")));
         async move {
             let mut f = tokio::fs::File::create(&path).await.unwrap();
@@ -107,40 +123,44 @@ async fn bench_objects(dir: &Path, mb: usize) {
 
     let src = plain.join("src");
     std::fs::write(&src, &data).unwrap();
-    let ours = median(RUNS, |i| {
-        let (s, src) = (s.clone(), src.clone());
-        async move {
-            s.put_file("bench", &format!("file/{i}"), &src)
+    let (ours, base) = pair(
+        RUNS,
+        |i| {
+            let (s, src) = (s.clone(), src.clone());
+            async move {
+                s.put_file("bench", &format!("file/{i}"), &src)
+                    .await
+                    .unwrap();
+            }
+        },
+        |i| {
+            let (src, dst) = (src.clone(), plain.join(format!("c{i}")));
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    std::fs::copy(&src, &dst).unwrap();
+                    std::fs::File::open(&dst).unwrap().sync_all().unwrap();
+                })
                 .await
                 .unwrap();
-        }
-    })
-    .await;
-    let base = median(RUNS, |i| {
-        let (src, dst) = (src.clone(), plain.join(format!("c{i}")));
-        async move {
-            tokio::task::spawn_blocking(move || {
-                std::fs::copy(&src, &dst).unwrap();
-                std::fs::File::open(&dst).unwrap().sync_all().unwrap();
-            })
-            .await
-            .unwrap();
-        }
-    })
+            }
+        },
+    )
     .await;
     report("put_file", size, ours, base);
 
-    let ours = median(RUNS, |_| {
+    let get_stream = || {
         let s = s.clone();
-        async move {
-            assert_eq!(
-                drain(s.get_stream("bench", "put/0", None).await.unwrap()).await,
-                size
-            );
+        move |_| {
+            let s = s.clone();
+            async move {
+                assert_eq!(
+                    drain(s.get_stream("bench", "put/0", None).await.unwrap()).await,
+                    size
+                );
+            }
         }
-    })
-    .await;
-    let base = median(RUNS, |_| {
+    };
+    let (ours, base) = pair(RUNS, get_stream(), |_| {
         let path = plain.join("w0");
         async move {
             let mut f = tokio::fs::File::open(&path).await.unwrap();
@@ -159,58 +179,56 @@ async fn bench_objects(dir: &Path, mb: usize) {
     .await;
     report("get_stream", size, ours, base);
 
-    // Presigned HTTP over loopback, against the direct stream calls measured above.
+    // Presigned HTTP over loopback, against the direct stream calls.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     storage.set_base_url(format!("http://{}", listener.local_addr().unwrap()));
     let app = router(storage.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let opts = PresignOptions::expires_in(Duration::from_secs(600));
-    let direct_get = ours;
-    let ours = median(RUNS, |_| {
-        let (s, http, opts) = (s.clone(), http.clone(), opts.clone());
-        async move {
-            let url = s.presign_get("bench", "put/0", &opts).await.unwrap();
-            let resp = http.get(url).send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            let mut body = resp.bytes_stream();
-            let mut n = 0;
-            while let Some(c) = body.next().await {
-                n += c.unwrap().len();
+    let (ours, base) = pair(
+        RUNS,
+        |_| {
+            let (s, http, opts) = (s.clone(), http.clone(), opts.clone());
+            async move {
+                let url = s.presign_get("bench", "put/0", &opts).await.unwrap();
+                let resp = http.get(url).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                let mut body = resp.bytes_stream();
+                let mut n = 0;
+                while let Some(c) = body.next().await {
+                    n += c.unwrap().len();
+                }
+                assert_eq!(n, size);
             }
-            assert_eq!(n, size);
-        }
-    })
+        },
+        get_stream(),
+    )
     .await;
-    report("http GET vs get_stream", size, ours, direct_get);
+    report("http GET / get_stream", size, ours, base);
 
-    let direct_put = median(RUNS, |i| {
-        let (s, data) = (s.clone(), data.clone());
-        async move {
-            s.put_stream("bench", &format!("put2/{i}"), chunks(&data))
-                .await
-                .unwrap();
-        }
-    })
+    let (ours, base) = pair(
+        RUNS,
+        |i| {
+            let (s, http, opts, data) = (s.clone(), http.clone(), opts.clone(), data.clone());
+            async move {
+                let url = s
+                    .presign_put("bench", &format!("http/{i}"), &opts)
+                    .await
+                    .unwrap();
+                let resp = http
+                    .put(url)
+                    .body(reqwest::Body::wrap_stream(chunks(&data)))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+            }
+        },
+        put_stream("put2"),
+    )
     .await;
-    let ours = median(RUNS, |i| {
-        let (s, http, opts, data) = (s.clone(), http.clone(), opts.clone(), data.clone());
-        async move {
-            let url = s
-                .presign_put("bench", &format!("http/{i}"), &opts)
-                .await
-                .unwrap();
-            let resp = http
-                .put(url)
-                .body(reqwest::Body::wrap_stream(chunks(&data)))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-        }
-    })
-    .await;
-    report("http PUT vs put_stream", size, ours, direct_put);
+    report("http PUT / put_stream", size, ours, base);
 }
 
 fn main() {
