@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
+
 use crate::config::{Media, file_url};
 use crate::error::{MediaError, Result};
 use crate::packets::PacketScan;
@@ -454,12 +456,22 @@ impl Media {
                 cuts.len() + 1
             )));
         }
-        // Verify: each segment holds exactly the planned frames.
+        // Verify: each segment holds exactly the planned frames. Our own MP4s are read in
+        // process (starting an ffprobe per segment would cost more than the cut itself).
         let frames = validated.scan.packets.len();
-        for (k, file) in files.iter().enumerate() {
+        let counts: Vec<u64> = futures::stream::iter(files.iter())
+            .map(|file| async move {
+                match crate::mp4::video_sample_count(file)? {
+                    Some(n) => Ok(n),
+                    None => self.count_packets(file, total).await,
+                }
+            })
+            .buffered(parallelism())
+            .try_collect()
+            .await?;
+        for (k, got) in counts.into_iter().enumerate() {
             let start = if k == 0 { 0 } else { cuts[k - 1] };
             let end = cuts.get(k).copied().unwrap_or(frames);
-            let got = self.count_packets(file, total).await?;
             if got != (end - start) as u64 {
                 return Err(MediaError::Internal(format!(
                     "segment {k} holds {got} frames, {} were planned",
@@ -486,6 +498,11 @@ impl Media {
             .parse()
             .map_err(|_| MediaError::Internal(format!("unexpected packet count {text:?}")))
     }
+}
+
+/// How many ffprobe checks run at once.
+pub(crate) fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
 }
 
 /// Seconds to add to the source's (container-normalised) timestamps so its first video frame is

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use crate::config::{Media, file_url};
 use crate::error::{MediaError, Result, Tool};
 use crate::probe::{AudioStream, MediaInfo, Rotation};
@@ -68,59 +70,10 @@ impl Media {
         if segments.is_empty() {
             return Err(MediaError::InvalidArgument("no segments to join".into()));
         }
-        // Every segment must be a video with the same stream layout, or a stream copy would
-        // produce a file that does not decode.
-        let mut infos: Vec<MediaInfo> = Vec::with_capacity(segments.len());
-        let mut frames = 0u64;
-        let mut total = Duration::ZERO;
-        for (i, seg) in segments.iter().enumerate() {
-            let info = self.probe(seg).await.map_err(|e| match e {
-                MediaError::Io { .. }
-                | MediaError::Timeout { .. }
-                | MediaError::ToolMissing { .. } => e,
-                other => MediaError::InvalidArgument(format!(
-                    "segment {i} ({}) is not usable: {other}",
-                    seg.display()
-                )),
-            })?;
-            let Some(v) = info.video.as_ref() else {
-                return Err(MediaError::InvalidArgument(format!(
-                    "segment {i} ({}) has no video",
-                    seg.display()
-                )));
-            };
-            if let Some(first) = infos.first().and_then(|f| f.video.as_ref()) {
-                let same = (
-                    first.codec.as_str(),
-                    first.width,
-                    first.height,
-                    first.pix_fmt.as_deref(),
-                ) == (v.codec.as_str(), v.width, v.height, v.pix_fmt.as_deref());
-                if !same {
-                    return Err(MediaError::InvalidArgument(format!(
-                        "segment {i} is {} {}x{} {}, segment 0 is {} {}x{} {}",
-                        v.codec,
-                        v.width,
-                        v.height,
-                        v.pix_fmt.as_deref().unwrap_or("?"),
-                        first.codec,
-                        first.width,
-                        first.height,
-                        first.pix_fmt.as_deref().unwrap_or("?")
-                    )));
-                }
-            }
-            total += info.best_duration().unwrap_or_default();
-            frames += self
-                .count_packets(seg, info.best_duration().unwrap_or_default())
-                .await?;
-            infos.push(info);
-        }
-        let rotation = infos
-            .first()
-            .and_then(|i| i.video.as_ref())
-            .map(|v| v.rotation)
-            .unwrap_or(Rotation::None);
+        // Every segment must be a video with the same codec configuration, or a stream copy
+        // would produce a file that does not decode.
+        let checked = self.check_segments(segments).await?;
+        let (frames, total, rotation) = (checked.frames, checked.total, checked.rotation);
 
         let audio_source = match &opts.audio_from {
             Some(src) => {
@@ -186,13 +139,13 @@ impl Media {
         inv.arg(file_url(&partial)?);
         run(&inv, StdoutMode::Ignore).await?.check(Tool::Ffmpeg)?;
 
-        let out_frames = self.count_packets(&partial, total).await?;
+        let (out_info, out_frames) = self.probe_counting(&partial, total).await?;
         if out_frames != frames {
             return Err(MediaError::Internal(format!(
                 "joined file has {out_frames} frames, the segments have {frames}"
             )));
         }
-        let duration = self.probe(&partial).await?.best_duration();
+        let duration = out_info.best_duration();
         if let Some(dir) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| MediaError::io(format!("creating {}", dir.display()), e))?;
@@ -206,6 +159,114 @@ impl Media {
             frame_count: frames,
             duration,
             audio,
+        })
+    }
+}
+
+struct CheckedSegments {
+    frames: u64,
+    total: Duration,
+    rotation: Rotation,
+}
+
+fn unusable(i: usize, seg: &Path) -> impl FnOnce(MediaError) -> MediaError + '_ {
+    move |e| match e {
+        MediaError::Io { .. } | MediaError::Timeout { .. } | MediaError::ToolMissing { .. } => e,
+        other => MediaError::InvalidArgument(format!(
+            "segment {i} ({}) is not usable: {other}",
+            seg.display()
+        )),
+    }
+}
+
+impl Media {
+    /// Checks that the segments can be joined by stream copy, counting their frames.
+    ///
+    /// Fast path, for MP4 segments (what the chunker and the frame writer produce): the sample
+    /// tables are read in process and every segment's sample description (codec, size, decoder
+    /// configuration) must be byte-identical to the first one's; only the first segment is
+    /// probed. Otherwise each segment is probed with ffprobe.
+    async fn check_segments(&self, segments: &[PathBuf]) -> Result<CheckedSegments> {
+        let tracks: Vec<Option<crate::mp4::VideoTrack>> = segments
+            .iter()
+            .map(|s| crate::mp4::video_track(s).ok().flatten())
+            .collect();
+        if let Some(Some(t0)) = tracks.first()
+            && tracks.iter().all(Option::is_some)
+        {
+            let info = self
+                .probe(&segments[0])
+                .await
+                .map_err(unusable(0, &segments[0]))?;
+            let Some(v) = info.video.as_ref() else {
+                return Err(MediaError::InvalidArgument("segment 0 has no video".into()));
+            };
+            let mut frames = 0;
+            let mut total = 0.0;
+            let config = t0.codec_config();
+            for (i, t) in tracks.iter().flatten().enumerate() {
+                if t.codec_config() != config {
+                    return Err(MediaError::InvalidArgument(format!(
+                        "segment {i} ({}) is encoded differently from segment 0 ({}): segments \
+                         joined by stream copy must share one codec configuration",
+                        t.describe(),
+                        t0.describe()
+                    )));
+                }
+                frames += t.samples;
+                total += t.duration.unwrap_or(0.0);
+            }
+            return Ok(CheckedSegments {
+                frames,
+                total: Duration::from_secs_f64(total),
+                rotation: v.rotation,
+            });
+        }
+
+        // One ffprobe per segment (probe + packet count), several at once, in order.
+        let probed: Vec<Result<(MediaInfo, u64)>> = futures::stream::iter(segments.iter())
+            .map(|seg| self.probe_counting(seg, self.config().limits.max_duration))
+            .buffered(crate::chunk::parallelism())
+            .collect()
+            .await;
+        let mut first: Option<crate::probe::VideoStream> = None;
+        let mut frames = 0u64;
+        let mut total = Duration::ZERO;
+        for (i, (seg, probed)) in segments.iter().zip(probed).enumerate() {
+            let (info, count) = probed.map_err(unusable(i, seg))?;
+            let Some(v) = info.video.as_ref() else {
+                return Err(MediaError::InvalidArgument(format!(
+                    "segment {i} ({}) has no video",
+                    seg.display()
+                )));
+            };
+            match &first {
+                None => first = Some(v.clone()),
+                Some(f) => {
+                    let same = (f.codec.as_str(), f.width, f.height, f.pix_fmt.as_deref())
+                        == (v.codec.as_str(), v.width, v.height, v.pix_fmt.as_deref());
+                    if !same {
+                        return Err(MediaError::InvalidArgument(format!(
+                            "segment {i} is {} {}x{} {}, segment 0 is {} {}x{} {}",
+                            v.codec,
+                            v.width,
+                            v.height,
+                            v.pix_fmt.as_deref().unwrap_or("?"),
+                            f.codec,
+                            f.width,
+                            f.height,
+                            f.pix_fmt.as_deref().unwrap_or("?")
+                        )));
+                    }
+                }
+            }
+            total += info.best_duration().unwrap_or_default();
+            frames += count;
+        }
+        Ok(CheckedSegments {
+            frames,
+            total,
+            rotation: first.map(|v| v.rotation).unwrap_or(Rotation::None),
         })
     }
 }

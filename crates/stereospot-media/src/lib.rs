@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod frames;
 mod join;
+mod mp4;
 mod packets;
 mod probe;
 mod process;

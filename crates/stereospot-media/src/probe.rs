@@ -506,9 +506,36 @@ impl Media {
     /// Runs ffprobe on a file (with the untrusted-input restrictions) and parses the result.
     /// This checks nothing beyond "ffprobe can read it"; [`Media::validate`] applies the rules.
     pub async fn probe(&self, path: &Path) -> Result<MediaInfo> {
+        Ok(self.probe_impl(path, None).await?.0)
+    }
+
+    /// [`Media::probe`] plus an exact count of the video stream's packets (frames), in one
+    /// ffprobe run. Counting demuxes the whole file (no decoding): cheap, but proportional to its
+    /// length, so the time limit is scaled by `media_duration`.
+    pub async fn probe_counting(
+        &self,
+        path: &Path,
+        media_duration: Duration,
+    ) -> Result<(MediaInfo, u64)> {
+        let (info, count) = self.probe_impl(path, Some(media_duration)).await?;
+        Ok((info, count.unwrap_or(0)))
+    }
+
+    async fn probe_impl(
+        &self,
+        path: &Path,
+        count_for: Option<Duration>,
+    ) -> Result<(MediaInfo, Option<u64>)> {
         let head = sniff::sniff(path)?;
-        let mut inv = self.ffprobe(self.config().timeouts.probe);
+        let timeout = match count_for {
+            Some(d) => self.config().timeouts.probe + self.config().timeouts.for_copy(d),
+            None => self.config().timeouts.probe,
+        };
+        let mut inv = self.ffprobe(timeout);
         inv.args(["-print_format", "json", "-show_format", "-show_streams"]);
+        if count_for.is_some() {
+            inv.arg("-count_packets");
+        }
         inv.args(["-protocol_whitelist", "file,pipe"]);
         inv.arg("-format_whitelist")
             .arg(self.config().allowed_demuxers.join(","));
@@ -522,8 +549,24 @@ impl Media {
             ));
         }
         let text = String::from_utf8_lossy(&fin.stdout);
-        MediaInfo::from_ffprobe_json(&text)
+        let info = MediaInfo::from_ffprobe_json(&text)?;
+        let count = match (count_for, &info.video) {
+            (Some(_), Some(v)) => video_packet_count(&text, v.index),
+            _ => None,
+        };
+        Ok((info, count))
     }
+}
+
+/// `nb_read_packets` of stream `index` in ffprobe JSON run with `-count_packets`.
+fn video_packet_count(json: &str, index: u32) -> Option<u64> {
+    let raw: Value = serde_json::from_str(json).ok()?;
+    raw.get("streams")?
+        .as_array()?
+        .iter()
+        .find(|s| s.get("index").and_then(Value::as_u64) == Some(u64::from(index)))
+        .and_then(|s| num(&s.get("nb_read_packets").cloned()))
+        .map(|v| v as u64)
 }
 
 #[cfg(test)]
@@ -610,6 +653,14 @@ mod tests {
         assert!(info.video.is_none());
         assert_eq!(info.audio.len(), 1);
         assert_eq!(info.audio[0].sample_rate, Some(44100));
+    }
+
+    #[test]
+    fn packet_counts_are_read_from_count_packets_output() {
+        let json = r#"{"streams":[{"index":0,"codec_type":"audio","nb_read_packets":"9"},
+            {"index":1,"codec_type":"video","nb_read_packets":"42"}]}"#;
+        assert_eq!(video_packet_count(json, 1), Some(42));
+        assert_eq!(video_packet_count(json, 2), None);
     }
 
     #[test]

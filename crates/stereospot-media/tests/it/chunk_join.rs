@@ -654,6 +654,29 @@ async fn join_rejects_bad_segment_lists_and_cleans_up() {
     assert_eq!(err.code(), "invalid_argument");
     assert!(err.to_string().contains("160x120"), "{err}");
 
+    // Same size, different encoder configuration (High profile, CABAC): a copy would not decode.
+    let c = env.generate(
+        "c.mp4",
+        &["testsrc2=size=320x240:rate=25:duration=1"],
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let err = env
+        .media
+        .join(&[a.clone(), c], &out, &JoinOptions::default())
+        .await
+        .expect_err("different configuration");
+    assert_eq!(err.code(), "invalid_argument");
+    assert!(err.to_string().contains("encoded differently"), "{err}");
+
     let junk = env.path("junk.mp4");
     std::fs::write(&junk, b"<html>").expect("write");
     let err = env
@@ -674,5 +697,117 @@ async fn join_rejects_bad_segment_lists_and_cleans_up() {
         .expect("join");
     assert_eq!(joined.frame_count, 50);
     assert_eq!(joined.audio, AudioHandling::None);
+    env.assert_clean();
+}
+
+/// The pipeline's shape: chunk, convert every segment through the frame reader and writer (here
+/// the "conversion" inverts the picture), join the converted segments with the source's audio.
+#[tokio::test]
+async fn converted_segments_join_in_sync() {
+    let env = Env::new();
+    let src = sync_source(&env, "sync.mp4", &["-c:a", "aac"]);
+    let (src_flash, src_tone) = sync_marks(&env, &src).await;
+    let chunked = env
+        .media
+        .chunk(
+            &src,
+            &env.path("segments"),
+            &ChunkOptions {
+                target_duration: std::time::Duration::from_secs(1),
+                ..ChunkOptions::default()
+            },
+        )
+        .await
+        .expect("chunk");
+    assert!(chunked.segments.len() >= 3);
+    let media = env.media.clone();
+    let segments = chunked.segments.clone();
+    let out_dir = env.path("converted");
+    std::fs::create_dir_all(&out_dir).expect("dir");
+    let converted: Vec<PathBuf> = tokio::task::spawn_blocking(move || {
+        segments
+            .iter()
+            .map(|seg| {
+                let reader =
+                    stereospot_media::FrameReader::open(&media, &seg.path, &ReadOptions::default())
+                        .expect("reader");
+                let source = reader.source().expect("source").clone();
+                let out = out_dir.join(format!("{:05}.mp4", seg.index));
+                let mut writer = stereospot_media::FrameWriter::create(
+                    &media,
+                    &out,
+                    source.width,
+                    source.height,
+                    source.frame_rate,
+                    &stereospot_media::EncodeOptions {
+                        preset: "ultrafast".into(),
+                        ..Default::default()
+                    },
+                )
+                .expect("writer");
+                for f in reader {
+                    let mut f = f.expect("frame");
+                    f.data.iter_mut().for_each(|b| *b = 255 - *b);
+                    writer.write_frame(&f).expect("write");
+                }
+                let written = writer.finish().expect("finish");
+                assert_eq!(written.frames, seg.frame_count);
+                out
+            })
+            .collect()
+    })
+    .await
+    .expect("join");
+    let out = env.path("final.mp4");
+    let joined = env
+        .media
+        .join(
+            &converted,
+            &out,
+            &JoinOptions {
+                audio_from: Some(src.clone()),
+                timeout: None,
+            },
+        )
+        .await
+        .expect("join");
+    assert_eq!(joined.frame_count, chunked.frame_count);
+    assert_eq!(joined.audio, AudioHandling::Copied("aac".into()));
+    let src_duration: f64 = chunked
+        .segments
+        .iter()
+        .map(|s| s.duration.as_secs_f64())
+        .sum();
+    let out_duration = streams(&out)
+        .iter()
+        .find(|s| s.0 == "video")
+        .expect("video")
+        .2;
+    assert!(
+        (out_duration - src_duration).abs() <= 0.04,
+        "{out_duration} vs {src_duration}"
+    );
+
+    // Inverted: the flash is now the darkest frame, so measure on an inverted copy.
+    let back = env.path("back.mp4");
+    env.ffmpeg(&[
+        "-i",
+        out.to_str().expect("utf-8"),
+        "-vf",
+        "negate",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "copy",
+        back.to_str().expect("utf-8"),
+    ]);
+    let (flash, tone) = sync_marks(&env, &back).await;
+    let drift = (tone - flash) - (src_tone - src_flash);
+    assert!(
+        drift.abs() < 0.04,
+        "A/V offset changed by {drift:.3}s after conversion"
+    );
     env.assert_clean();
 }
