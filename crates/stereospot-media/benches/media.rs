@@ -154,7 +154,7 @@ impl Bench {
         let media = self.media.clone();
         let src = src.to_path_buf();
         let reader = FrameReader::open(&media, &src, &ReadOptions::default()).expect("reader");
-        let source = reader.source().expect("source").clone();
+        let source = reader.source().clone();
         let read_thread = std::thread::spawn(move || {
             for f in reader {
                 if tx.send(f.expect("frame")).is_err() {

@@ -488,6 +488,8 @@ impl Media {
         inv.args(["-select_streams", "v:0", "-count_packets"]);
         inv.args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"]);
         inv.args(["-protocol_whitelist", "file,pipe"]);
+        inv.arg("-format_whitelist")
+            .arg(self.config().allowed_demuxers.join(","));
         inv.arg(file_url(path)?);
         let fin = run(&inv, StdoutMode::Collect { limit: 4096 })
             .await?

@@ -148,6 +148,7 @@ pub struct Media {
 struct Inner {
     config: MediaConfig,
     has_zscale: OnceCell<bool>,
+    decoders: OnceCell<std::collections::HashSet<String>>,
 }
 
 impl Default for Media {
@@ -164,6 +165,7 @@ impl Media {
             inner: Arc::new(Inner {
                 config,
                 has_zscale: OnceCell::new(),
+                decoders: OnceCell::new(),
             }),
         }
     }
@@ -212,6 +214,40 @@ impl Media {
     }
 }
 
+impl Media {
+    /// Whether this ffmpeg can decode `codec` (an ffprobe `codec_name`).
+    pub async fn can_decode(&self, codec: &str) -> Result<bool> {
+        let set = self
+            .inner
+            .decoders
+            .get_or_try_init(|| async {
+                let mut inv = self.ffmpeg(self.inner.config.timeouts.probe);
+                inv.arg("-codecs");
+                let fin = run(&inv, StdoutMode::Collect { limit: 4 << 20 })
+                    .await?
+                    .check(Tool::Ffmpeg)?;
+                Ok::<_, crate::MediaError>(parse_decodable_codecs(&String::from_utf8_lossy(
+                    &fin.stdout,
+                )))
+            })
+            .await?;
+        Ok(set.contains(codec))
+    }
+}
+
+/// Codec names with decoding support from `ffmpeg -codecs` (" DEV.LS h264  H.264 ...").
+pub(crate) fn parse_decodable_codecs(text: &str) -> std::collections::HashSet<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let flags = parts.next()?;
+            let name = parts.next()?;
+            (flags.len() == 6 && flags.starts_with('D') && !name.contains('='))
+                .then(|| name.to_string())
+        })
+        .collect()
+}
+
 /// `file:` + absolute path, as an ffmpeg URL.
 pub(crate) fn file_url(path: &Path) -> Result<OsString> {
     let abs = std::path::absolute(path)
@@ -231,6 +267,15 @@ mod tests {
         let s = url.to_string_lossy();
         assert!(s.starts_with("file:/"), "{s}");
         assert!(s.ends_with("/http:evil.mp4"), "{s}");
+    }
+
+    #[test]
+    fn decodable_codecs_are_parsed_from_the_codec_list() {
+        let text = " D..... = Decoding supported\n -------\n DEV.LS h264   H.264\n .EV.L. foo   encode only\n D.VI.S 012v  Uncompressed\n";
+        let set = parse_decodable_codecs(text);
+        assert!(set.contains("h264") && set.contains("012v"));
+        assert!(!set.contains("foo"));
+        assert_eq!(set.len(), 2);
     }
 
     #[test]

@@ -62,6 +62,10 @@ impl RgbFrame {
     }
 
     /// The pixel at (x, y).
+    ///
+    /// # Panics
+    ///
+    /// When (x, y) lies outside the frame.
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
         let i = (y as usize * self.width as usize + x as usize) * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
@@ -769,6 +773,7 @@ fn blocking_runtime() -> Result<tokio::runtime::Runtime> {
 pub struct FrameReader {
     // Field order matters: the reader (and its child) drops before the runtime.
     inner: Option<AsyncFrameReader>,
+    source: FrameSource,
     rt: tokio::runtime::Runtime,
 }
 
@@ -778,6 +783,7 @@ impl FrameReader {
         let rt = blocking_runtime()?;
         let inner = rt.block_on(AsyncFrameReader::open(media, path, opts))?;
         Ok(FrameReader {
+            source: inner.source().clone(),
             inner: Some(inner),
             rt,
         })
@@ -793,25 +799,23 @@ impl FrameReader {
         let rt = blocking_runtime()?;
         let inner = rt.block_on(AsyncFrameReader::open_probed(media, path, info, opts))?;
         Ok(FrameReader {
+            source: inner.source().clone(),
             inner: Some(inner),
             rt,
         })
     }
 
-    fn inner(&self) -> Result<&AsyncFrameReader> {
-        self.inner
-            .as_ref()
-            .ok_or_else(|| MediaError::InvalidArgument("the reader is closed".into()))
-    }
-
     /// What the frames look like.
-    pub fn source(&self) -> Option<&FrameSource> {
-        self.inner().ok().map(AsyncFrameReader::source)
+    pub fn source(&self) -> &FrameSource {
+        &self.source
     }
 
     /// Frames delivered so far.
     pub fn frames_read(&self) -> u64 {
-        self.inner().map(AsyncFrameReader::frames_read).unwrap_or(0)
+        self.inner
+            .as_ref()
+            .map(AsyncFrameReader::frames_read)
+            .unwrap_or(0)
     }
 
     /// Reads the next frame into `frame`; `false` at the end.
@@ -876,12 +880,6 @@ impl FrameWriter {
         })
     }
 
-    fn inner_mut(&mut self) -> Result<&mut AsyncFrameWriter> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| MediaError::InvalidArgument("the writer is closed".into()))
-    }
-
     /// Writes one frame of RGB24 bytes.
     pub fn write(&mut self, rgb: &[u8]) -> Result<()> {
         let rt = &self.rt;
@@ -903,8 +901,11 @@ impl FrameWriter {
     }
 
     /// Frames written so far.
-    pub fn frames_written(&mut self) -> u64 {
-        self.inner_mut().map(|w| w.frames_written()).unwrap_or(0)
+    pub fn frames_written(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map(AsyncFrameWriter::frames_written)
+            .unwrap_or(0)
     }
 
     /// Finishes the file; see [`AsyncFrameWriter::finish`].

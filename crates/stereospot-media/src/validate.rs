@@ -15,11 +15,12 @@ use crate::process::{StdoutMode, run};
 pub enum DecodeCheck {
     /// Do not decode (the packet scan still catches truncation).
     Skip,
-    /// Decode the first stretch of the video (default: 10 seconds): catches files whose stream is
-    /// not decodable at all, for a few seconds of CPU.
+    /// Decode the first stretch of the video (default: 10 seconds), leniently, as a player
+    /// would: concealed decoding errors pass, a stream with no decodable frame fails. Catches
+    /// files whose video cannot be decoded at all, for a few seconds of CPU.
     Head(Duration),
-    /// Decode everything, stopping at the first decoding error: catches damage anywhere, at the
-    /// cost of a full decode (minutes for a long film).
+    /// Decode everything, strictly: the first decoding error anywhere fails the file. Catches
+    /// damage anywhere, at the cost of a full decode (minutes for a long film).
     Full,
 }
 
@@ -77,6 +78,18 @@ impl Media {
             });
         };
         check_stream(&video)?;
+        if video.pix_fmt.is_none() {
+            // ffprobe finds the picture format by decoding the first frames.
+            return Err(if self.can_decode(&video.codec).await? {
+                MediaError::Corrupt {
+                    detail: "the first frames of the video cannot be decoded".into(),
+                }
+            } else {
+                MediaError::UnsupportedCodec {
+                    codec: video.codec.clone(),
+                }
+            });
+        }
         let limits = &self.config().limits;
         let (w, h) = video.display_size();
         if w.max(h) > limits.max_long_side || w.min(h) > limits.max_short_side {
@@ -168,41 +181,58 @@ impl Media {
         check: DecodeCheck,
         media_duration: Duration,
     ) -> Result<()> {
-        let (limit, budget) = match check {
-            DecodeCheck::Skip => return Ok(()),
-            DecodeCheck::Head(d) => (Some(d), d.min(media_duration)),
-            DecodeCheck::Full => (None, media_duration),
-        };
-        let mut inv = self.ffmpeg(self.config().timeouts.for_encode(budget));
-        inv.arg("-xerror");
-        self.untrusted_input(&mut inv, path)?;
-        inv.args(["-map", &format!("0:{}", video.index)]);
-        if let Some(d) = limit {
-            inv.args(["-t", &format!("{:.3}", d.as_secs_f64())]);
-        }
-        inv.args(["-f", "null", "-"]);
-        let fin = run(&inv, StdoutMode::Ignore).await?;
-        if fin.status.success() {
-            Ok(())
-        } else {
-            Err(MediaError::Corrupt {
-                detail: format!(
-                    "the video cannot be decoded ({})",
-                    fin.stderr.last_line().unwrap_or("decoder error")
-                ),
-            })
+        match check {
+            DecodeCheck::Skip => Ok(()),
+            DecodeCheck::Head(d) => {
+                // Lenient, like a player: decoding errors that the decoder conceals are fine
+                // (a recording that starts mid-GOP still plays); no decodable frame is not.
+                let mut inv = self.ffmpeg(self.config().timeouts.for_encode(d.min(media_duration)));
+                self.untrusted_input(&mut inv, path)?;
+                inv.args(["-map", &format!("0:{}", video.index)]);
+                inv.args(["-t", &format!("{:.3}", d.as_secs_f64())]);
+                inv.args(["-f", "null", "-progress", "pipe:1", "-nostats", "-"]);
+                let fin = run(&inv, StdoutMode::Collect { limit: 1 << 20 }).await?;
+                let frames = String::from_utf8_lossy(&fin.stdout)
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("frame="))
+                    .filter_map(|v| v.trim().parse::<u64>().ok())
+                    .next_back()
+                    .unwrap_or(0);
+                if fin.status.success() && frames > 0 {
+                    Ok(())
+                } else {
+                    Err(MediaError::Corrupt {
+                        detail: format!(
+                            "no frame of the video can be decoded ({})",
+                            fin.stderr.last_line().unwrap_or("decoder error")
+                        ),
+                    })
+                }
+            }
+            DecodeCheck::Full => {
+                // Strict: the first decoding error anywhere fails the file.
+                let mut inv = self.ffmpeg(self.config().timeouts.for_encode(media_duration));
+                inv.arg("-xerror");
+                self.untrusted_input(&mut inv, path)?;
+                inv.args(["-map", &format!("0:{}", video.index), "-f", "null", "-"]);
+                let fin = run(&inv, StdoutMode::Ignore).await?;
+                if fin.status.success() {
+                    Ok(())
+                } else {
+                    Err(MediaError::Corrupt {
+                        detail: format!(
+                            "the video cannot be decoded ({})",
+                            fin.stderr.last_line().unwrap_or("decoder error")
+                        ),
+                    })
+                }
+            }
         }
     }
 }
 
 fn check_stream(video: &VideoStream) -> Result<()> {
     if video.codec == "unknown" || video.codec == "none" {
-        return Err(MediaError::UnsupportedCodec {
-            codec: video.codec.clone(),
-        });
-    }
-    if video.pix_fmt.is_none() {
-        // ffprobe prints no pixel format when it has no decoder for the codec.
         return Err(MediaError::UnsupportedCodec {
             codec: video.codec.clone(),
         });

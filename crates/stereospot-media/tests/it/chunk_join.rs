@@ -731,7 +731,7 @@ async fn converted_segments_join_in_sync() {
                 let reader =
                     stereospot_media::FrameReader::open(&media, &seg.path, &ReadOptions::default())
                         .expect("reader");
-                let source = reader.source().expect("source").clone();
+                let source = reader.source().clone();
                 let out = out_dir.join(format!("{:05}.mp4", seg.index));
                 let mut writer = stereospot_media::FrameWriter::create(
                     &media,

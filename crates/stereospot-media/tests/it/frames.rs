@@ -22,7 +22,7 @@ async fn read_all(
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut reader = FrameReader::open(&media, &path, &opts).expect("open reader");
-        let source = reader.source().expect("source").clone();
+        let source = reader.source().clone();
         let mut all = Vec::new();
         let mut frame = RgbFrame::new(0, 0);
         let mut n = 0;
@@ -186,7 +186,7 @@ async fn variable_frame_rate_keeps_every_frame_and_the_duration() {
     let (vfr2, out2) = (vfr.clone(), out.clone());
     let (read, written) = tokio::task::spawn_blocking(move || {
         let mut reader = FrameReader::open(&media, &vfr2, &ReadOptions::default()).expect("open");
-        let src = reader.source().expect("source").clone();
+        let src = reader.source().clone();
         assert_eq!(src.frame_rate, Rational::new(1200, 59), "average rate");
         let mut writer = FrameWriter::create(
             &media,

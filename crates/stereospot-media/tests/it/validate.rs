@@ -177,6 +177,24 @@ async fn damaged_in_the_middle_is_caught_by_decoding() {
 }
 
 #[tokio::test]
+async fn intact_container_with_undecodable_video() {
+    // The MP4 index is fine, every frame's payload is noise: ffprobe reads the header happily.
+    let env = Env::new();
+    let mut bytes = std::fs::read(video("cockatoo_yuv420.mp4")).expect("read");
+    let mut pos = 0;
+    while pos + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        if &bytes[pos + 4..pos + 8] == b"mdat" {
+            let n = size - 8;
+            bytes[pos + 8..pos + size].copy_from_slice(&noise(n));
+        }
+        pos += size;
+    }
+    let p = write(&env, "noise_payload.mp4", &bytes);
+    expect_code(&env, &p, "corrupt").await;
+}
+
+#[tokio::test]
 async fn audio_only_file() {
     let env = Env::new();
     let p = env.generate(
