@@ -5,8 +5,8 @@
 //!    automatic method and for forced stream-copy and forced re-encode chunking (chunking's
 //!    probe and packet scan included; validation's decode check timed separately);
 //! 2. frame reader + writer throughput (a reader thread feeding a writer thread through a
-//!    bounded channel, as the stereo engine does), in RGB24 and in BGR24 layout, against a plain
-//!    `ffmpeg` decode + encode with the same encoder settings.
+//!    bounded channel, as the stereo engine does) against a plain `ffmpeg` decode + encode with the
+//!    same encoder settings.
 //!
 //! Run: `cargo bench -p stereospot-media --bench media` (release profile). The 720p input is
 //! `shared/data/video/cockatoo_yuv420.mp4`; the 1080p one is generated from it by upscaling.
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use stereospot_media::{
     ChunkMethod, ChunkOptions, DecodeCheck, EncodeOptions, FrameReader, FrameWriter, JoinOptions,
-    Media, MediaConfig, PixelLayout, ReadOptions, RgbFrame, ValidateOptions,
+    Media, MediaConfig, ReadOptions, RgbFrame, ValidateOptions,
 };
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -147,21 +147,13 @@ impl Bench {
     }
 
     /// Reader thread -> bounded channel -> writer thread. Returns (seconds, frames).
-    fn reader_writer(&self, src: &Path, layout: PixelLayout) -> (f64, u64) {
+    fn reader_writer(&self, src: &Path) -> (f64, u64) {
         let out = self.work.join("frames.mp4");
         let t = Instant::now();
         let (tx, rx) = std::sync::mpsc::sync_channel::<RgbFrame>(4);
         let media = self.media.clone();
         let src = src.to_path_buf();
-        let reader = FrameReader::open(
-            &media,
-            &src,
-            &ReadOptions {
-                layout,
-                ..ReadOptions::default()
-            },
-        )
-        .expect("reader");
+        let reader = FrameReader::open(&media, &src, &ReadOptions::default()).expect("reader");
         let source = reader.source().clone();
         let read_thread = std::thread::spawn(move || {
             for f in reader {
@@ -179,7 +171,6 @@ impl Bench {
             &EncodeOptions {
                 crf: self.crf,
                 preset: self.preset.clone(),
-                layout,
                 ..EncodeOptions::default()
             },
         )
@@ -290,7 +281,6 @@ fn main() {
         let mut reenc = Vec::new();
         let mut plain = Vec::new();
         let mut ours = Vec::new();
-        let mut ours_bgr = Vec::new();
         let mut auto_method = (ChunkMethod::Auto, 0);
         let mut frames = 0;
         // Interleave baseline and candidate so machine noise hits both alike.
@@ -305,10 +295,9 @@ fn main() {
             let (c, j, _, _) = bench.chunk_join(src, ChunkMethod::Reencode);
             reenc.push((c, j));
             plain.push(bench.plain_transcode(src));
-            let (s, f) = bench.reader_writer(src, PixelLayout::Rgb24);
+            let (s, f) = bench.reader_writer(src);
             ours.push(s);
             frames = f;
-            ours_bgr.push(bench.reader_writer(src, PixelLayout::Bgr24).0);
         }
         let remux_s = median(remux);
         let report = |name: &str, v: &[(f64, f64)]| {
@@ -332,18 +321,13 @@ fn main() {
         report("chunk+join copy", &copy);
         report("chunk+join re-encode", &reenc);
         let plain_s = median(plain);
+        let ours_s = median(ours);
         println!(
-            "  {label:>5} plain ffmpeg decode+encode (same x264 settings): {:6.1} fps ({plain_s:6.2}s)",
+            "  {label:>5} frame I/O: reader+writer {:6.1} fps ({ours_s:6.2}s) vs plain ffmpeg decode+encode {:6.1} fps ({plain_s:6.2}s): ratio {:.2}",
+            frames as f64 / ours_s,
             frames as f64 / plain_s,
+            plain_s / ours_s
         );
-        for (name, v) in [("RGB24", ours), ("BGR24", ours_bgr)] {
-            let ours_s = median(v);
-            println!(
-                "  {label:>5} frame I/O {name}: reader+writer {:6.1} fps ({ours_s:6.2}s): ratio {:.2}",
-                frames as f64 / ours_s,
-                plain_s / ours_s
-            );
-        }
     }
     let left = std::fs::read_dir(temp_root.path())
         .map(|d| d.count())

@@ -185,7 +185,7 @@ pub use config::{DEFAULT_DEMUXERS, Limits, Media, MediaConfig, Timeouts};
 pub use error::{MediaError, Result, Tool};
 pub use frames::{
     AsyncFrameReader, AsyncFrameWriter, EncodeOptions, FrameReader, FrameSource, FrameWriter,
-    OutputPixelFormat, PixelLayout, ReadOptions, Resize, RgbFrame, WrittenVideo, X264_PRESETS,
+    OutputPixelFormat, ReadOptions, Resize, RgbFrame, WrittenVideo, X264_PRESETS,
 };
 pub use join::{AudioHandling, JoinOptions, Joined};
 pub use packets::{Packet, PacketScan};
