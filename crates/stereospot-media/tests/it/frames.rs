@@ -483,3 +483,60 @@ async fn reader_and_writer_work_from_plain_threads() {
     assert!((written.duration.as_secs_f64() - 36.0 * 1499.0 / 45000.0).abs() < 1e-6);
     assert_eq!(frame_times(&out).len(), 36);
 }
+
+#[tokio::test]
+async fn writer_averages_chroma_without_seams() {
+    // Anaglyph frames are full of one-pixel red/cyan detail. 4:2:0 must average each 2x2 block
+    // (red + cyan = neutral chroma) everywhere: ffmpeg's fast BGR24 path does not (it leaves
+    // rows of unaveraged chroma at slice boundaries), which is why the writer takes RGB24 only.
+    let env = Env::new();
+    let out = env.path("checker.mp4");
+    let media = env.media.clone();
+    let out2 = out.clone();
+    tokio::task::spawn_blocking(move || {
+        let (w, h) = (1920u32, 1080u32);
+        let mut f = RgbFrame::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let i = ((y * w + x) * 3) as usize;
+                let px = if (x + y) % 2 == 0 {
+                    [255, 0, 0]
+                } else {
+                    [0, 255, 255]
+                };
+                f.data[i..i + 3].copy_from_slice(&px);
+            }
+        }
+        let mut writer = FrameWriter::create(
+            &media,
+            &out2,
+            w,
+            h,
+            Rational::new(25, 1),
+            &EncodeOptions {
+                crf: 0,
+                preset: "ultrafast".into(),
+                ..EncodeOptions::default()
+            },
+        )
+        .expect("writer");
+        writer.write_frame(&f).expect("write");
+        writer.finish().expect("finish");
+    })
+    .await
+    .expect("join");
+    let raw = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i"])
+        .arg(&out)
+        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(raw.status.success());
+    let (w, h) = (1920usize, 1080usize);
+    let chroma = &raw.stdout[w * h..];
+    let off = chroma
+        .iter()
+        .filter(|v| (i32::from(**v) - 128).abs() > 2)
+        .count();
+    assert_eq!(off, 0, "{off} chroma samples are not the 2x2 average");
+}
