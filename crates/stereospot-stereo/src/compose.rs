@@ -1,1 +1,650 @@
+//! Stereo formats: pack a left/right [`StereoPair`] into one frame for an ordinary video file.
+//!
+//! | format | output size | layout |
+//! |---|---|---|
+//! | `anaglyph` | `w x h` | one image for red/cyan glasses ([`AnaglyphMethod`], Dubois by default) |
+//! | `sbs` | `2w x h` | full side-by-side: `[left \| right]` |
+//! | `hsbs` | `w x h` | half side-by-side: each view squeezed to half width (pairs of columns averaged) |
+//! | `tab` | `w x h` | top-and-bottom: each view squeezed to half height, left on top |
+//!
+//! Output sides are always even (H.264 with 4:2:0 chroma needs that): an odd input side loses its
+//! last column or row. Frames from [`stereospot_media::FrameReader`] are always even, so this only
+//! matters for callers with odd hand-made frames.
+//!
+//! # Anaglyph colour space
+//!
+//! Dubois's matrices come from a least-squares projection in CIE XYZ of the light the display
+//! emits through each filter (E. Dubois, "A projection method to generate anaglyph stereo
+//! images", ICASSP 2001), so they act on *linear* RGB. We therefore decode the sRGB transfer curve
+//! (a 256-entry table), apply the matrices, clamp and re-encode (a 4096-entry table: under one
+//! 8-bit code of error everywhere). Applying them to gamma-encoded values, as many tools do,
+//! darkens mid-tones and shifts hues. The other methods (colour, half-colour, grey) only select or
+//! mix channels for each eye, which is conventionally done on the encoded values and is what
+//! viewers expect from those names, so they work in gamma space; their luma uses the BT.709
+//! weights because the pipeline's video is BT.709.
 
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use rayon::prelude::*;
+
+use crate::synth::StereoPair;
+use crate::{Result, RgbFrame, StereoError};
+
+/// Dubois's least-squares red/cyan matrix for the left view (rows: output R, G, B; columns: input
+/// R, G, B; linear RGB).
+///
+/// Source: Eric Dubois, "Conversion of a Stereo Pair to Anaglyph with the Least-Squares Projection
+/// Method", March 2009, and his how-to `LeastSquaresHowToPhotoshop.pdf`
+/// (<http://www.site.uottawa.ca/~edubois/anaglyph/>), red-cyan glasses on an LCD.
+pub const DUBOIS_RED_CYAN_LEFT: [[f32; 3]; 3] = [
+    [0.437, 0.449, 0.164],
+    [-0.062, -0.062, -0.024],
+    [-0.048, -0.050, -0.017],
+];
+
+/// Dubois's least-squares red/cyan matrix for the right view (same source and layout as
+/// [`DUBOIS_RED_CYAN_LEFT`]).
+pub const DUBOIS_RED_CYAN_RIGHT: [[f32; 3]; 3] = [
+    [-0.011, -0.032, -0.007],
+    [0.377, 0.761, 0.009],
+    [-0.026, -0.093, 1.234],
+];
+
+/// How an anaglyph mixes the two views (red filter on the left eye, cyan on the right).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AnaglyphMethod {
+    /// Dubois's least-squares projection: the least retinal rivalry and ghosting of the four.
+    #[default]
+    Dubois,
+    /// Red from the left view, green and blue from the right one: full colour, more rivalry.
+    Color,
+    /// Red from the left view's luma, green and blue from the right one.
+    HalfColor,
+    /// Red from the left view's luma, green and blue from the right view's luma.
+    Gray,
+}
+
+impl AnaglyphMethod {
+    /// Every method, in a stable order.
+    pub const ALL: [AnaglyphMethod; 4] = [
+        AnaglyphMethod::Dubois,
+        AnaglyphMethod::Color,
+        AnaglyphMethod::HalfColor,
+        AnaglyphMethod::Gray,
+    ];
+
+    /// The name used on the wire and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnaglyphMethod::Dubois => "dubois",
+            AnaglyphMethod::Color => "color",
+            AnaglyphMethod::HalfColor => "half-color",
+            AnaglyphMethod::Gray => "gray",
+        }
+    }
+}
+
+impl fmt::Display for AnaglyphMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AnaglyphMethod {
+    type Err = StereoError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        AnaglyphMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                StereoError::InvalidArgument(format!(
+                    "unknown anaglyph method {s:?}: expected dubois, color, half-color or gray"
+                ))
+            })
+    }
+}
+
+/// How the two views are packed into one output frame (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StereoFormat {
+    /// One image for red/cyan glasses.
+    Anaglyph(AnaglyphMethod),
+    /// Full side-by-side, double width.
+    Sbs,
+    /// Half side-by-side, input width.
+    Hsbs,
+    /// Top-and-bottom (half height each), left on top.
+    Tab,
+}
+
+impl Default for StereoFormat {
+    /// Dubois anaglyph, the original system's default mode.
+    fn default() -> Self {
+        StereoFormat::Anaglyph(AnaglyphMethod::Dubois)
+    }
+}
+
+impl StereoFormat {
+    /// The size of the composed frame for views of `w x h` (both sides even, see the module docs).
+    pub fn output_size(&self, w: u32, h: u32) -> (u32, u32) {
+        match self {
+            StereoFormat::Anaglyph(_) => (w & !1, h & !1),
+            StereoFormat::Sbs => (2 * w, h & !1),
+            StereoFormat::Hsbs => (2 * (w / 2), h & !1),
+            StereoFormat::Tab => (w & !1, 2 * (h / 2)),
+        }
+    }
+}
+
+impl fmt::Display for StereoFormat {
+    /// `anaglyph` (Dubois), `anaglyph:<method>` for the other methods, `sbs`, `hsbs`, `tab`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StereoFormat::Anaglyph(AnaglyphMethod::Dubois) => f.write_str("anaglyph"),
+            StereoFormat::Anaglyph(m) => write!(f, "anaglyph:{m}"),
+            StereoFormat::Sbs => f.write_str("sbs"),
+            StereoFormat::Hsbs => f.write_str("hsbs"),
+            StereoFormat::Tab => f.write_str("tab"),
+        }
+    }
+}
+
+impl FromStr for StereoFormat {
+    type Err = StereoError;
+
+    /// Parses what [`fmt::Display`] writes (`anaglyph:dubois` is accepted too).
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "anaglyph" => Ok(StereoFormat::Anaglyph(AnaglyphMethod::Dubois)),
+            "sbs" => Ok(StereoFormat::Sbs),
+            "hsbs" => Ok(StereoFormat::Hsbs),
+            "tab" => Ok(StereoFormat::Tab),
+            _ => match s.strip_prefix("anaglyph:") {
+                Some(m) => Ok(StereoFormat::Anaglyph(m.parse()?)),
+                None => Err(StereoError::InvalidArgument(format!(
+                    "unknown stereo format {s:?}: expected anaglyph, sbs, hsbs or tab"
+                ))),
+            },
+        }
+    }
+}
+
+/// Packs `pair` into a new frame; see [`compose_into`].
+pub fn compose(pair: &StereoPair, format: StereoFormat) -> Result<RgbFrame> {
+    let mut out = RgbFrame::new(0, 0);
+    compose_into(pair, format, &mut out)?;
+    Ok(out)
+}
+
+/// Packs `pair` into `out`, resizing it when needed (its allocation is reused when large
+/// enough). `out.index` is set to the left view's.
+///
+/// # Errors
+///
+/// [`StereoError::InvalidArgument`] when the views differ in size, a buffer does not match its
+/// size, or a view is smaller than 2x2.
+pub fn compose_into(pair: &StereoPair, format: StereoFormat, out: &mut RgbFrame) -> Result<()> {
+    let (l, r) = (&pair.left, &pair.right);
+    if (l.width, l.height) != (r.width, r.height) {
+        return Err(StereoError::InvalidArgument(format!(
+            "left view is {}x{}, right view is {}x{}",
+            l.width, l.height, r.width, r.height
+        )));
+    }
+    for (name, v) in [("left", l), ("right", r)] {
+        if v.data.len() != v.width as usize * v.height as usize * 3 {
+            return Err(StereoError::InvalidArgument(format!(
+                "{name} view has {} bytes, expected {} for {}x{} RGB24",
+                v.data.len(),
+                v.width as usize * v.height as usize * 3,
+                v.width,
+                v.height
+            )));
+        }
+    }
+    if l.width < 2 || l.height < 2 {
+        return Err(StereoError::InvalidArgument(format!(
+            "views of {}x{} are too small to compose",
+            l.width, l.height
+        )));
+    }
+    let (ow, oh) = format.output_size(l.width, l.height);
+    out.width = ow;
+    out.height = oh;
+    out.index = l.index;
+    out.data.resize(ow as usize * oh as usize * 3, 0);
+
+    let w = l.width as usize;
+    let row = w * 3;
+    let out_row = ow as usize * 3;
+    let rows = out.data.par_chunks_exact_mut(out_row).enumerate();
+    match format {
+        StereoFormat::Anaglyph(method) => {
+            let n = ow as usize;
+            rows.for_each(|(y, o)| {
+                let a = &l.data[y * row..][..n * 3];
+                let b = &r.data[y * row..][..n * 3];
+                anaglyph_row(method, a, b, o);
+            });
+        }
+        StereoFormat::Sbs => rows.for_each(|(y, o)| {
+            o[..row].copy_from_slice(&l.data[y * row..][..row]);
+            o[row..].copy_from_slice(&r.data[y * row..][..row]);
+        }),
+        StereoFormat::Hsbs => {
+            let half = out_row / 2;
+            rows.for_each(|(y, o)| {
+                let (ol, or) = o.split_at_mut(half);
+                squeeze_columns(&l.data[y * row..][..row], ol);
+                squeeze_columns(&r.data[y * row..][..row], or);
+            });
+        }
+        StereoFormat::Tab => {
+            let half = oh as usize / 2;
+            rows.for_each(|(y, o)| {
+                let (v, sy) = if y < half { (l, y) } else { (r, y - half) };
+                let a = &v.data[2 * sy * row..][..out_row];
+                let b = &v.data[(2 * sy + 1) * row..][..out_row];
+                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                    *o = avg(a, b);
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rounded mean of two bytes.
+#[inline]
+fn avg(a: u8, b: u8) -> u8 {
+    ((u16::from(a) + u16::from(b) + 1) >> 1) as u8
+}
+
+/// Halves a row's width by averaging pairs of pixels (`out` has `src.len() / 6` pixels).
+fn squeeze_columns(src: &[u8], out: &mut [u8]) {
+    for (o, s) in out.chunks_exact_mut(3).zip(src.chunks_exact(6)) {
+        o[0] = avg(s[0], s[3]);
+        o[1] = avg(s[1], s[4]);
+        o[2] = avg(s[2], s[5]);
+    }
+}
+
+/// BT.709 luma of gamma-encoded RGB, in 8-bit fixed point (weights sum to 256).
+#[inline]
+fn luma(p: &[u8]) -> u8 {
+    ((54 * u32::from(p[0]) + 183 * u32::from(p[1]) + 19 * u32::from(p[2]) + 128) >> 8) as u8
+}
+
+/// sRGB decoding, 8-bit code to linear light.
+static TO_LINEAR: LazyLock<[f32; 256]> = LazyLock::new(|| {
+    let mut t = [0.0; 256];
+    for (i, v) in t.iter_mut().enumerate() {
+        *v = srgb_to_linear(i as f32 / 255.0);
+    }
+    t
+});
+
+const ENCODE_STEPS: usize = 4096;
+
+/// sRGB encoding, linear light quantised to [`ENCODE_STEPS`] levels to 8-bit code.
+static FROM_LINEAR: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    (0..ENCODE_STEPS)
+        .map(|i| {
+            let v = linear_to_srgb(i as f32 / (ENCODE_STEPS - 1) as f32);
+            (v * 255.0).round().clamp(0.0, 255.0) as u8
+        })
+        .collect()
+});
+
+/// The sRGB transfer function's inverse (IEC 61966-2-1).
+pub(crate) fn srgb_to_linear(v: f32) -> f32 {
+    if v <= 0.04045 {
+        v / 12.92
+    } else {
+        ((v + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// The sRGB transfer function (IEC 61966-2-1).
+pub(crate) fn linear_to_srgb(v: f32) -> f32 {
+    if v <= 0.003_130_8 {
+        v * 12.92
+    } else {
+        1.055 * v.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+#[inline]
+fn encode(v: f32, table: &[u8]) -> u8 {
+    let i = (v.clamp(0.0, 1.0) * (ENCODE_STEPS - 1) as f32 + 0.5) as usize;
+    table[i.min(ENCODE_STEPS - 1)]
+}
+
+fn anaglyph_row(method: AnaglyphMethod, a: &[u8], b: &[u8], o: &mut [u8]) {
+    let px = o
+        .chunks_exact_mut(3)
+        .zip(a.chunks_exact(3))
+        .zip(b.chunks_exact(3));
+    match method {
+        AnaglyphMethod::Dubois => {
+            let lin = &*TO_LINEAR;
+            let enc = FROM_LINEAR.as_slice();
+            let (ml, mr) = (DUBOIS_RED_CYAN_LEFT, DUBOIS_RED_CYAN_RIGHT);
+            for ((o, a), b) in px {
+                let la = [lin[a[0] as usize], lin[a[1] as usize], lin[a[2] as usize]];
+                let lb = [lin[b[0] as usize], lin[b[1] as usize], lin[b[2] as usize]];
+                for c in 0..3 {
+                    let v = ml[c][0] * la[0]
+                        + ml[c][1] * la[1]
+                        + ml[c][2] * la[2]
+                        + mr[c][0] * lb[0]
+                        + mr[c][1] * lb[1]
+                        + mr[c][2] * lb[2];
+                    o[c] = encode(v, enc);
+                }
+            }
+        }
+        AnaglyphMethod::Color => {
+            for ((o, a), b) in px {
+                o[0] = a[0];
+                o[1] = b[1];
+                o[2] = b[2];
+            }
+        }
+        AnaglyphMethod::HalfColor => {
+            for ((o, a), b) in px {
+                o[0] = luma(a);
+                o[1] = b[1];
+                o[2] = b[2];
+            }
+        }
+        AnaglyphMethod::Gray => {
+            for ((o, a), b) in px {
+                let g = luma(b);
+                o[0] = luma(a);
+                o[1] = g;
+                o[2] = g;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn solid(w: u32, h: u32, rgb: [u8; 3]) -> RgbFrame {
+        let mut f = RgbFrame::new(w, h);
+        for p in f.data.chunks_exact_mut(3) {
+            p.copy_from_slice(&rgb);
+        }
+        f
+    }
+
+    /// A view whose pixel encodes its position: R = x, G = y, B = tag.
+    fn coords(w: u32, h: u32, tag: u8) -> RgbFrame {
+        let mut f = RgbFrame::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let i = ((y * w + x) * 3) as usize;
+                f.data[i..i + 3].copy_from_slice(&[x as u8, y as u8, tag]);
+            }
+        }
+        f
+    }
+
+    fn pair(l: RgbFrame, r: RgbFrame) -> StereoPair {
+        StereoPair { left: l, right: r }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for m in AnaglyphMethod::ALL {
+            assert_eq!(m.to_string().parse::<AnaglyphMethod>().expect("parse"), m);
+            let f = StereoFormat::Anaglyph(m);
+            assert_eq!(f.to_string().parse::<StereoFormat>().expect("parse"), f);
+        }
+        for (s, f) in [
+            ("anaglyph", StereoFormat::Anaglyph(AnaglyphMethod::Dubois)),
+            ("sbs", StereoFormat::Sbs),
+            ("hsbs", StereoFormat::Hsbs),
+            ("tab", StereoFormat::Tab),
+        ] {
+            assert_eq!(s.parse::<StereoFormat>().expect("parse"), f);
+            assert_eq!(f.to_string(), s);
+        }
+        assert_eq!(
+            "anaglyph:half-color"
+                .parse::<StereoFormat>()
+                .expect("parse"),
+            StereoFormat::Anaglyph(AnaglyphMethod::HalfColor)
+        );
+        assert_eq!(AnaglyphMethod::default(), AnaglyphMethod::Dubois);
+        assert_eq!(
+            StereoFormat::default(),
+            StereoFormat::Anaglyph(AnaglyphMethod::Dubois)
+        );
+        for bad in ["", "SBS", "anaglyph:", "anaglyph:red", "3d"] {
+            let e = bad.parse::<StereoFormat>().expect_err(bad);
+            assert!(matches!(e, StereoError::InvalidArgument(_)), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn output_sizes_are_even() {
+        let a = StereoFormat::Anaglyph(AnaglyphMethod::Gray);
+        assert_eq!(a.output_size(1920, 1080), (1920, 1080));
+        assert_eq!(StereoFormat::Sbs.output_size(1920, 1080), (3840, 1080));
+        assert_eq!(StereoFormat::Hsbs.output_size(1920, 1080), (1920, 1080));
+        assert_eq!(StereoFormat::Tab.output_size(1920, 1080), (1920, 1080));
+        for f in [a, StereoFormat::Sbs, StereoFormat::Hsbs, StereoFormat::Tab] {
+            for (w, h) in [(7, 5), (2, 2), (641, 361), (1280, 720)] {
+                let (ow, oh) = f.output_size(w, h);
+                assert!(
+                    ow % 2 == 0 && oh % 2 == 0 && ow > 0 && oh > 0,
+                    "{f} {w}x{h}"
+                );
+                let out = compose(&pair(coords(w, h, 1), coords(w, h, 2)), f).expect("compose");
+                assert_eq!((out.width, out.height), (ow, oh), "{f} {w}x{h}");
+                assert_eq!(out.data.len(), (ow * oh * 3) as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn sbs_puts_left_then_right_at_full_size() {
+        let (l, r) = (coords(6, 4, 1), coords(6, 4, 2));
+        let out = compose(&pair(l.clone(), r.clone()), StereoFormat::Sbs).expect("sbs");
+        for y in 0..4 {
+            for x in 0..6 {
+                assert_eq!(out.pixel(x, y), l.pixel(x, y));
+                assert_eq!(out.pixel(x + 6, y), r.pixel(x, y));
+            }
+        }
+    }
+
+    #[test]
+    fn hsbs_averages_pairs_of_columns() {
+        let (l, r) = (coords(8, 2, 10), coords(8, 2, 20));
+        let out = compose(&pair(l, r), StereoFormat::Hsbs).expect("hsbs");
+        assert_eq!((out.width, out.height), (8, 2));
+        for y in 0..2u32 {
+            for x in 0..4u32 {
+                // Columns 2x and 2x+1 average to 2x + 0.5, rounded up.
+                let sx = (2 * x + 1) as u8;
+                assert_eq!(out.pixel(x, y), [sx, y as u8, 10]);
+                assert_eq!(out.pixel(x + 4, y), [sx, y as u8, 20]);
+            }
+        }
+    }
+
+    #[test]
+    fn tab_averages_pairs_of_rows_left_on_top() {
+        let (l, r) = (coords(4, 6, 10), coords(4, 6, 20));
+        let out = compose(&pair(l, r), StereoFormat::Tab).expect("tab");
+        assert_eq!((out.width, out.height), (4, 6));
+        for y in 0..3u32 {
+            for x in 0..4u32 {
+                let sy = (2 * y + 1) as u8;
+                assert_eq!(out.pixel(x, y), [x as u8, sy, 10]);
+                assert_eq!(out.pixel(x, y + 3), [x as u8, sy, 20]);
+            }
+        }
+    }
+
+    #[test]
+    fn simple_anaglyphs_take_the_right_channels() {
+        let p = pair(solid(4, 2, [200, 100, 50]), solid(4, 2, [10, 120, 240]));
+        let get = |m| compose(&p, StereoFormat::Anaglyph(m)).expect("anaglyph");
+        let luma_l = ((54 * 200 + 183 * 100 + 19 * 50 + 128) >> 8) as u8;
+        let luma_r = ((54 * 10 + 183 * 120 + 19 * 240 + 128) >> 8) as u8;
+        assert_eq!(get(AnaglyphMethod::Color).pixel(3, 1), [200, 120, 240]);
+        assert_eq!(
+            get(AnaglyphMethod::HalfColor).pixel(3, 1),
+            [luma_l, 120, 240]
+        );
+        assert_eq!(
+            get(AnaglyphMethod::Gray).pixel(3, 1),
+            [luma_l, luma_r, luma_r]
+        );
+    }
+
+    #[test]
+    fn dubois_matrices_are_the_published_ones() {
+        // Dubois, red-cyan, LCD (LeastSquaresHowToPhotoshop.pdf), in thousandths.
+        let left = [[437, 449, 164], [-62, -62, -24], [-48, -50, -17]];
+        let right = [[-11, -32, -7], [377, 761, 9], [-26, -93, 1234]];
+        for (m, published) in [(DUBOIS_RED_CYAN_LEFT, left), (DUBOIS_RED_CYAN_RIGHT, right)] {
+            for (row, prow) in m.iter().zip(published) {
+                for (&v, p) in row.iter().zip(prow) {
+                    assert_eq!((v * 1000.0).round() as i32, p);
+                }
+            }
+        }
+        // Their sums per output channel are ~1: grey stays grey.
+        for c in 0..3 {
+            let s: f32 = (0..3)
+                .map(|k| DUBOIS_RED_CYAN_LEFT[c][k] + DUBOIS_RED_CYAN_RIGHT[c][k])
+                .sum();
+            assert!((s - 1.0).abs() < 0.002, "channel {c}: {s}");
+        }
+    }
+
+    /// The anaglyph pixel for one left/right pixel, computed independently in f64.
+    fn dubois_reference(a: [u8; 3], b: [u8; 3]) -> [u8; 3] {
+        let lin = |v: u8| {
+            let v = f64::from(v) / 255.0;
+            if v <= 0.04045 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        let enc = |v: f64| {
+            let v = v.clamp(0.0, 1.0);
+            let s = if v <= 0.0031308 {
+                v * 12.92
+            } else {
+                1.055 * v.powf(1.0 / 2.4) - 0.055
+            };
+            (s * 255.0).round() as u8
+        };
+        let mut out = [0; 3];
+        for c in 0..3 {
+            let v: f64 = (0..3)
+                .map(|k| {
+                    f64::from(DUBOIS_RED_CYAN_LEFT[c][k]) * lin(a[k])
+                        + f64::from(DUBOIS_RED_CYAN_RIGHT[c][k]) * lin(b[k])
+                })
+                .sum();
+            out[c] = enc(v);
+        }
+        out
+    }
+
+    #[test]
+    fn dubois_works_in_linear_light() {
+        let cases = [
+            ([255, 255, 255], [0, 0, 0]),
+            ([0, 0, 0], [255, 255, 255]),
+            ([128, 128, 128], [128, 128, 128]),
+            ([255, 0, 0], [0, 0, 0]),
+            ([0, 0, 0], [0, 0, 255]),
+            ([200, 100, 50], [10, 120, 240]),
+            ([3, 7, 1], [2, 9, 4]),
+        ];
+        for (a, b) in cases {
+            let out = compose(
+                &pair(solid(2, 2, a), solid(2, 2, b)),
+                StereoFormat::Anaglyph(AnaglyphMethod::Dubois),
+            )
+            .expect("dubois");
+            let got = out.pixel(1, 1);
+            let want = dubois_reference(a, b);
+            for c in 0..3 {
+                assert!(
+                    got[c].abs_diff(want[c]) <= 1,
+                    "{a:?}/{b:?}: {got:?} vs {want:?}"
+                );
+            }
+        }
+        // Red filter sees the left view, cyan the right one.
+        let only_left = compose(
+            &pair(solid(2, 2, [255; 3]), solid(2, 2, [0; 3])),
+            StereoFormat::default(),
+        )
+        .expect("dubois");
+        assert_eq!(only_left.pixel(0, 0), [255, 0, 0]);
+        let only_right = compose(
+            &pair(solid(2, 2, [0; 3]), solid(2, 2, [255; 3])),
+            StereoFormat::default(),
+        )
+        .expect("dubois");
+        assert_eq!(only_right.pixel(0, 0), [0, 255, 255]);
+        // Mid grey in both views stays mid grey: each output channel's weights sum to ~1.
+        let grey = compose(
+            &pair(solid(2, 2, [128; 3]), solid(2, 2, [128; 3])),
+            StereoFormat::default(),
+        )
+        .expect("dubois");
+        for c in grey.pixel(0, 0) {
+            assert!(c.abs_diff(128) <= 1, "{c}");
+        }
+    }
+
+    #[test]
+    fn transfer_tables_round_trip() {
+        for i in 0..=255u8 {
+            let enc = encode(TO_LINEAR[i as usize], &FROM_LINEAR);
+            assert_eq!(enc, i);
+        }
+    }
+
+    #[test]
+    fn bad_pairs_are_refused() {
+        let e =
+            compose(&pair(coords(4, 4, 0), coords(6, 4, 0)), StereoFormat::Sbs).expect_err("sizes");
+        assert!(matches!(e, StereoError::InvalidArgument(_)));
+        let e =
+            compose(&pair(coords(1, 4, 0), coords(1, 4, 0)), StereoFormat::Sbs).expect_err("tiny");
+        assert!(matches!(e, StereoError::InvalidArgument(_)));
+        let mut short = coords(4, 4, 0);
+        short.data.pop();
+        let e = compose(&pair(short, coords(4, 4, 0)), StereoFormat::Tab).expect_err("bytes");
+        assert!(matches!(e, StereoError::InvalidArgument(_)));
+    }
+
+    #[test]
+    fn compose_into_reuses_and_resizes_the_output() {
+        let p = pair(coords(8, 4, 1), coords(8, 4, 2));
+        let mut out = RgbFrame::new(100, 100);
+        let cap = out.data.capacity();
+        compose_into(&p, StereoFormat::Sbs, &mut out).expect("sbs");
+        assert_eq!((out.width, out.height), (16, 4));
+        assert_eq!(out.data.capacity(), cap);
+        assert_eq!(out, compose(&p, StereoFormat::Sbs).expect("sbs"));
+    }
+}

@@ -1,1 +1,617 @@
+//! View synthesis: a left and a right view from one frame and its normalised depth.
+//!
+//! Disparity in pixels is `divergence / 100 * width * (depth01 - convergence)` (positive for
+//! pixels nearer than the convergence plane); each view takes half of it, in opposite
+//! directions: the left view shifts near pixels right and the right view shifts them left, so
+//! they are seen in front of the screen (crossed parallax), and far pixels the other way.
+//!
+//! Each row is warped independently (rows run in parallel on rayon) by [`warp_view`]'s forward
+//! warp:
+//!
+//! 1. **Sub-pixel rasterisation.** Neighbouring source pixels `x` and `x + 1` land at `t0` and
+//!    `t1`. When `0 < t1 - t0 <= 2` they belong to one surface: every target pixel between them
+//!    gets the linear interpolation of their colours and priorities (no cracks when a surface
+//!    stretches, exact sub-pixel positions). A larger gap is a depth discontinuity (a
+//!    disocclusion) and a non-positive one a fold (an occlusion); neither is filled. Pixels at the
+//!    end of a surface, or isolated, are also splatted at their nearest target pixel.
+//! 2. **Depth order.** A per-row z-buffer keeps, at each target pixel, the sample with the largest
+//!    priority (for [`synthesize`], the depth: near wins), whatever the traversal order.
+//! 3. **Hole filling.** Target pixels nothing landed on (disocclusions) are filled with the colour
+//!    of the farther of the two pixels around the hole (the background side), so foreground
+//!    colours do not smear into the gap; a hole at the border takes its only neighbour.
+//!
+//! [`synthesize`] first dilates the depth map horizontally (a max filter of
+//! [`SynthOptions::dilation`] pixels): depth maps from models are softer than the image, and the
+//! blend pixels along an object's outline would otherwise stay behind with the background as a
+//! halo. Horizontal dilation is enough because parallax is horizontal, and it keeps rows
+//! independent.
 
+use rayon::prelude::*;
+
+use crate::{DepthMap, Result, RgbFrame, StereoError};
+
+/// Largest distance between the targets of two neighbouring source pixels that still counts as
+/// one stretched surface (a gap of up to one pixel is interpolated rather than torn).
+const MAX_STRETCH: f32 = 2.0;
+
+/// Parameters of [`synthesize`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SynthOptions {
+    /// Total disparity range, in percent of the frame width, between depth 0 and depth 1
+    /// (default 2.0, as in the original system). `0..=20`.
+    pub divergence: f32,
+    /// The depth (`0..=1`) shown at the screen plane, with zero parallax (default 0.5). Nearer
+    /// pixels pop out, farther ones recede.
+    pub convergence: f32,
+    /// Horizontal max-filter radius applied to the depth before warping, in pixels (default 2;
+    /// 0 disables it). See the module docs.
+    pub dilation: u32,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions {
+            divergence: 2.0,
+            convergence: 0.5,
+            dilation: 2,
+        }
+    }
+}
+
+impl SynthOptions {
+    /// Disparity in pixels (left-view x minus right-view x) of a pixel at normalised depth
+    /// `depth01` in a frame `width` pixels wide; positive in front of the screen.
+    pub fn disparity(&self, width: u32, depth01: f32) -> f32 {
+        self.divergence / 100.0 * width as f32 * (depth01 - self.convergence)
+    }
+
+    /// Checks the ranges documented on the fields.
+    pub fn check(&self) -> Result<()> {
+        if !(self.divergence.is_finite() && (0.0..=20.0).contains(&self.divergence)) {
+            return Err(StereoError::InvalidArgument(format!(
+                "divergence {} is outside 0..=20 (percent of the width)",
+                self.divergence
+            )));
+        }
+        if !(self.convergence.is_finite() && (0.0..=1.0).contains(&self.convergence)) {
+            return Err(StereoError::InvalidArgument(format!(
+                "convergence {} is outside 0..=1",
+                self.convergence
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A left and a right view of the same size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StereoPair {
+    /// The left eye's view.
+    pub left: RgbFrame,
+    /// The right eye's view.
+    pub right: RgbFrame,
+}
+
+impl StereoPair {
+    /// Two black views of `w x h`.
+    pub fn new(w: u32, h: u32) -> Self {
+        StereoPair {
+            left: RgbFrame::new(w, h),
+            right: RgbFrame::new(w, h),
+        }
+    }
+}
+
+/// Synthesises the left and right views of `frame` from its normalised depth; see
+/// [`synthesize_into`].
+pub fn synthesize(frame: &RgbFrame, depth01: &DepthMap, opts: &SynthOptions) -> Result<StereoPair> {
+    let mut out = StereoPair::new(0, 0);
+    synthesize_into(frame, depth01, opts, &mut out)?;
+    Ok(out)
+}
+
+/// Synthesises the left and right views of `frame` into `out` (resized when needed; its
+/// allocations are reused when large enough; both views get `frame.index`).
+///
+/// `depth01` must have the frame's size, with values in `0..=1` (1 = nearest), as
+/// [`crate::stabilize::DepthNormalizer`] produces; values outside are clamped and non-finite ones
+/// count as 0 (farthest).
+///
+/// # Errors
+///
+/// [`StereoError::InvalidArgument`] for mismatched sizes, malformed buffers or options outside
+/// their ranges.
+pub fn synthesize_into(
+    frame: &RgbFrame,
+    depth01: &DepthMap,
+    opts: &SynthOptions,
+    out: &mut StereoPair,
+) -> Result<()> {
+    opts.check()?;
+    check_frame(frame, "frame")?;
+    if (depth01.width, depth01.height) != (frame.width, frame.height)
+        || depth01.data.len() != frame.width as usize * frame.height as usize
+    {
+        return Err(StereoError::InvalidArgument(format!(
+            "depth map is {}x{} ({} values), frame is {}x{}",
+            depth01.width,
+            depth01.height,
+            depth01.data.len(),
+            frame.width,
+            frame.height
+        )));
+    }
+    let w = frame.width as usize;
+    for v in [&mut out.left, &mut out.right] {
+        resize_like(v, frame);
+    }
+    if w == 0 || frame.height == 0 {
+        return Ok(());
+    }
+    let scale = opts.divergence / 100.0 * w as f32;
+    let conv = opts.convergence;
+    let radius = opts.dilation as usize;
+    let row = w * 3;
+    out.left
+        .data
+        .par_chunks_exact_mut(row)
+        .zip(out.right.data.par_chunks_exact_mut(row))
+        .enumerate()
+        .with_min_len(4)
+        .for_each_init(
+            || RowScratch::new(w),
+            |s, (y, (left, right))| {
+                let src = &frame.data[y * row..][..row];
+                let d = &depth01.data[y * w..][..w];
+                dilate_row(d, radius, &mut s.depth, &mut s.tmp_a, &mut s.tmp_b);
+                for (disp, &z) in s.disp.iter_mut().zip(&s.depth) {
+                    *disp = scale * (z - conv);
+                }
+                warp_row(src, &s.disp, 0.5, &s.depth, left, &mut s.z);
+                warp_row(src, &s.disp, -0.5, &s.depth, right, &mut s.z);
+            },
+        );
+    Ok(())
+}
+
+/// Forward-warps `src` into `out` (resized when needed): the pixel at `(x, y)` moves to
+/// `(x + shift[i], y)` (`i = y * width + x`; positive = right); where several land on one pixel the
+/// largest `priority` wins; holes are filled from the background side. See the module docs.
+///
+/// `shift` and `priority` hold one value per source pixel; pixels with a non-finite shift or
+/// priority are dropped. This is the low-level step of [`synthesize`], also used with
+/// ground-truth disparity (to synthesise a right view from a left one: `shift = -disparity`,
+/// `priority = disparity`).
+///
+/// # Errors
+///
+/// [`StereoError::InvalidArgument`] when a buffer does not match the frame's size.
+pub fn warp_view(
+    src: &RgbFrame,
+    shift: &[f32],
+    priority: &[f32],
+    out: &mut RgbFrame,
+) -> Result<()> {
+    check_frame(src, "source")?;
+    let n = src.width as usize * src.height as usize;
+    if shift.len() != n || priority.len() != n {
+        return Err(StereoError::InvalidArgument(format!(
+            "{} shifts and {} priorities for a {}x{} frame",
+            shift.len(),
+            priority.len(),
+            src.width,
+            src.height
+        )));
+    }
+    resize_like(out, src);
+    let w = src.width as usize;
+    if n == 0 {
+        return Ok(());
+    }
+    let row = w * 3;
+    out.data
+        .par_chunks_exact_mut(row)
+        .enumerate()
+        .with_min_len(4)
+        .for_each_init(
+            || RowScratch::new(w),
+            |s, (y, o)| {
+                let src = &src.data[y * row..][..row];
+                let shift = &shift[y * w..][..w];
+                let prio = &priority[y * w..][..w];
+                warp_row(src, shift, 1.0, prio, o, &mut s.z);
+            },
+        );
+    Ok(())
+}
+
+fn check_frame(f: &RgbFrame, what: &str) -> Result<()> {
+    let expected = f.width as usize * f.height as usize * 3;
+    if f.data.len() != expected {
+        return Err(StereoError::InvalidArgument(format!(
+            "{what} has {} bytes, expected {expected} for {}x{} RGB24",
+            f.data.len(),
+            f.width,
+            f.height
+        )));
+    }
+    Ok(())
+}
+
+fn resize_like(out: &mut RgbFrame, like: &RgbFrame) {
+    out.width = like.width;
+    out.height = like.height;
+    out.index = like.index;
+    out.data.resize(like.data.len(), 0);
+}
+
+/// Per-thread buffers for one row.
+struct RowScratch {
+    depth: Vec<f32>,
+    disp: Vec<f32>,
+    z: Vec<f32>,
+    tmp_a: Vec<f32>,
+    tmp_b: Vec<f32>,
+}
+
+impl RowScratch {
+    fn new(w: usize) -> Self {
+        RowScratch {
+            depth: vec![0.0; w],
+            disp: vec![0.0; w],
+            z: vec![0.0; w],
+            tmp_a: Vec::new(),
+            tmp_b: Vec::new(),
+        }
+    }
+}
+
+/// Clamps a row of depth to `0..=1` (non-finite = 0) and applies a max filter of `radius`.
+fn dilate_row(d: &[f32], radius: usize, out: &mut [f32], g: &mut Vec<f32>, h: &mut Vec<f32>) {
+    let clean = |v: f32| {
+        if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    if radius == 0 {
+        for (o, &v) in out.iter_mut().zip(d) {
+            *o = clean(v);
+        }
+        return;
+    }
+    let n = d.len();
+    if radius == 1 {
+        for (x, o) in out.iter_mut().enumerate() {
+            let a = clean(d[x.saturating_sub(1)]);
+            let b = clean(d[x]);
+            let c = clean(d[(x + 1).min(n - 1)]);
+            *o = a.max(b).max(c);
+        }
+        return;
+    }
+    // van Herk / Gil-Werman: prefix and suffix maxima within blocks of the window's length over
+    // the row padded with `radius` zeros (0 is the farthest depth, so padding never wins).
+    let k = 2 * radius + 1;
+    let m = n + 2 * radius;
+    let padded = |i: usize| {
+        if i < radius || i >= n + radius {
+            0.0
+        } else {
+            clean(d[i - radius])
+        }
+    };
+    g.resize(m, 0.0);
+    h.resize(m, 0.0);
+    for start in (0..m).step_by(k) {
+        let end = (start + k).min(m);
+        let mut acc = 0.0f32;
+        for (i, v) in g[start..end].iter_mut().enumerate() {
+            acc = acc.max(padded(start + i));
+            *v = acc;
+        }
+        let mut acc = 0.0f32;
+        for (i, v) in h[start..end].iter_mut().enumerate().rev() {
+            acc = acc.max(padded(start + i));
+            *v = acc;
+        }
+    }
+    for (x, o) in out.iter_mut().enumerate() {
+        // Window [x, x + 2r] of the padded row.
+        *o = h[x].max(g[x + k - 1]);
+    }
+}
+
+/// Warps one row: source pixel `x` lands at `x + k * shift[x]`. `z` is scratch (the z-buffer).
+fn warp_row(src: &[u8], shift: &[f32], k: f32, prio: &[f32], out: &mut [u8], z: &mut [f32]) {
+    let w = shift.len();
+    z.fill(f32::NEG_INFINITY);
+    let wmax = (w - 1) as f32;
+    let valid = |x: usize| shift[x].is_finite() && prio[x].is_finite();
+    let mut t0 = k * shift[0];
+    let mut prev_connected = false;
+    for x in 0..w {
+        let t1 = if x + 1 < w {
+            (x + 1) as f32 + k * shift[x + 1]
+        } else {
+            f32::NAN
+        };
+        let dt = t1 - t0;
+        let connected = x + 1 < w && dt > 0.0 && dt <= MAX_STRETCH && valid(x) && valid(x + 1);
+        if connected {
+            // Target pixels p with t0 <= p <= t1, inside the row.
+            let first = t0.ceil().max(0.0);
+            let last = t1.floor().min(wmax);
+            if first <= last {
+                let (z0, z1) = (prio[x], prio[x + 1]);
+                let c0 = &src[x * 3..x * 3 + 3];
+                let c1 = &src[x * 3 + 3..x * 3 + 6];
+                let inv = 1.0 / dt;
+                let mut p = first;
+                while p <= last {
+                    let a = (p - t0) * inv;
+                    let zp = z0 + a * (z1 - z0);
+                    let i = p as usize;
+                    if zp > z[i] {
+                        z[i] = zp;
+                        let o = &mut out[i * 3..i * 3 + 3];
+                        for c in 0..3 {
+                            let (u, v) = (f32::from(c0[c]), f32::from(c1[c]));
+                            o[c] = (u + a * (v - u) + 0.5) as u8;
+                        }
+                    }
+                    p += 1.0;
+                }
+            }
+        }
+        if !(prev_connected && connected) && valid(x) {
+            // A surface's end or an isolated pixel: splat it at its nearest target pixel.
+            let p = t0.round();
+            if (0.0..=wmax).contains(&p) {
+                let i = p as usize;
+                if prio[x] > z[i] {
+                    z[i] = prio[x];
+                    out[i * 3..i * 3 + 3].copy_from_slice(&src[x * 3..x * 3 + 3]);
+                }
+            }
+        }
+        prev_connected = connected;
+        t0 = t1;
+    }
+    fill_holes(out, z, src);
+}
+
+/// Fills runs of unwritten pixels (`z == -inf`) from the farther of their two neighbours.
+fn fill_holes(out: &mut [u8], z: &[f32], src: &[u8]) {
+    let w = z.len();
+    let mut x = 0;
+    while x < w {
+        if z[x] != f32::NEG_INFINITY {
+            x += 1;
+            continue;
+        }
+        let start = x;
+        while x < w && z[x] == f32::NEG_INFINITY {
+            x += 1;
+        }
+        let from = match (start.checked_sub(1), (x < w).then_some(x)) {
+            (Some(l), Some(r)) => Some(if z[l] <= z[r] { l } else { r }),
+            (Some(l), None) => Some(l),
+            (None, Some(r)) => Some(r),
+            (None, None) => None,
+        };
+        match from {
+            Some(f) => {
+                let c = [out[f * 3], out[f * 3 + 1], out[f * 3 + 2]];
+                for p in out[start * 3..x * 3].chunks_exact_mut(3) {
+                    p.copy_from_slice(&c);
+                }
+            }
+            // Nothing landed in this row at all: keep the source row.
+            None => out.copy_from_slice(src),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_from(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> RgbFrame {
+        let mut fr = RgbFrame::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let i = ((y * w + x) * 3) as usize;
+                fr.data[i..i + 3].copy_from_slice(&f(x, y));
+            }
+        }
+        fr
+    }
+
+    fn warp(src: &RgbFrame, shift: &[f32], prio: &[f32]) -> RgbFrame {
+        let mut out = RgbFrame::new(0, 0);
+        warp_view(src, shift, prio, &mut out).expect("warp");
+        out
+    }
+
+    #[test]
+    fn zero_shift_is_the_identity() {
+        let src = frame_from(17, 3, |x, y| [x as u8 * 10, y as u8, 7]);
+        let n = 17 * 3;
+        let out = warp(&src, &vec![0.0; n], &vec![0.5; n]);
+        assert_eq!(out, src);
+    }
+
+    #[test]
+    fn integer_shift_moves_pixels_exactly() {
+        let src = frame_from(20, 1, |x, _| [x as u8 * 10, 0, 0]);
+        let out = warp(&src, &[3.0; 20], &[0.0; 20]);
+        for x in 3..20 {
+            assert_eq!(out.pixel(x, 0)[0], (x as u8 - 3) * 10);
+        }
+        // The hole at the left border takes its only neighbour.
+        for x in 0..3 {
+            assert_eq!(out.pixel(x, 0)[0], 0);
+        }
+    }
+
+    #[test]
+    fn sub_pixel_shift_interpolates() {
+        let src = frame_from(10, 1, |x, _| [x as u8 * 20, 0, 0]);
+        let out = warp(&src, &[0.5; 10], &[0.0; 10]);
+        // Target 5 lies halfway between sources 4 (80) and 5 (100).
+        assert_eq!(out.pixel(5, 0)[0], 90);
+    }
+
+    #[test]
+    fn stretched_surfaces_have_no_cracks() {
+        // Shift grows by 0.9 px per pixel: neighbours land 1.9 px apart.
+        let w = 30usize;
+        let shift: Vec<f32> = (0..w).map(|x| 0.9 * x as f32 - 10.0).collect();
+        let src = frame_from(w as u32, 1, |x, _| [100 + x as u8, 50, 50]);
+        let out = warp(&src, &shift, &vec![0.0; w]);
+        // Every pixel written by rasterisation is between its neighbours' colours.
+        for x in 1..w as u32 - 1 {
+            let c = out.pixel(x, 0)[0];
+            assert!((100..130).contains(&c), "{x}: {c}");
+        }
+    }
+
+    #[test]
+    fn near_pixels_win_whatever_the_order() {
+        // Two pixels land on target 5: the nearer one (larger priority) must win, from either
+        // side.
+        for (near_x, far_x) in [(2usize, 8usize), (8, 2)] {
+            let src = frame_from(11, 1, |x, _| {
+                if x as usize == near_x {
+                    [255, 0, 0]
+                } else if x as usize == far_x {
+                    [0, 0, 255]
+                } else {
+                    [0, 255, 0]
+                }
+            });
+            let mut shift = vec![0.0f32; 11];
+            let mut prio = vec![0.1f32; 11];
+            shift[near_x] = 5.0 - near_x as f32;
+            shift[far_x] = 5.0 - far_x as f32;
+            prio[near_x] = 0.9;
+            prio[far_x] = 0.2;
+            let out = warp(&src, &shift, &prio);
+            assert_eq!(out.pixel(5, 0), [255, 0, 0], "near at {near_x}");
+        }
+    }
+
+    #[test]
+    fn holes_take_the_background_colour() {
+        // A near block [10, 15) over a far background; the block moves 4 px left, uncovering
+        // [11, 15) - 4 .. on its right side: those pixels must take the background colour.
+        let w = 32u32;
+        let near = |x: u32| (10..15).contains(&x);
+        let src = frame_from(w, 2, |x, _| if near(x) { [250, 0, 0] } else { [0, 0, 90] });
+        let n = (w * 2) as usize;
+        let mut shift = vec![0.0f32; n];
+        let mut prio = vec![0.0f32; n];
+        for y in 0..2 {
+            for x in 0..w {
+                if near(x) {
+                    shift[(y * w + x) as usize] = -4.0;
+                    prio[(y * w + x) as usize] = 1.0;
+                }
+            }
+        }
+        let out = warp(&src, &shift, &prio);
+        for x in 0..w {
+            let want = if (6..11).contains(&x) {
+                [250, 0, 0]
+            } else {
+                [0, 0, 90]
+            };
+            assert_eq!(out.pixel(x, 1), want, "x = {x}");
+        }
+    }
+
+    #[test]
+    fn dilation_is_a_max_filter() {
+        let d = [
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+            0.0,
+            0.0,
+            0.0,
+            0.5,
+            0.0,
+            0.0,
+            2.0,
+            f32::NAN,
+        ];
+        for radius in 0..5 {
+            let mut out = vec![0.0; d.len()];
+            dilate_row(&d, radius, &mut out, &mut Vec::new(), &mut Vec::new());
+            for (x, &got) in out.iter().enumerate() {
+                let lo = x.saturating_sub(radius);
+                let hi = (x + radius).min(d.len() - 1);
+                let want = d[lo..=hi]
+                    .iter()
+                    .map(|&v| {
+                        if v.is_finite() {
+                            v.clamp(0.0, 1.0)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .fold(0.0f32, f32::max);
+                assert_eq!(got, want, "radius {radius}, x {x}");
+            }
+        }
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let f = RgbFrame::new(8, 2);
+        let d = DepthMap::new(8, 2);
+        for bad in [
+            SynthOptions {
+                divergence: -1.0,
+                ..Default::default()
+            },
+            SynthOptions {
+                divergence: f32::NAN,
+                ..Default::default()
+            },
+            SynthOptions {
+                convergence: 1.5,
+                ..Default::default()
+            },
+        ] {
+            let e = synthesize(&f, &d, &bad).expect_err("bad options");
+            assert!(matches!(e, StereoError::InvalidArgument(_)), "{e}");
+        }
+        let e = synthesize(&f, &DepthMap::new(4, 2), &SynthOptions::default())
+            .expect_err("size mismatch");
+        assert!(matches!(e, StereoError::InvalidArgument(_)), "{e}");
+        let e = warp_view(&f, &[0.0; 3], &[0.0; 16], &mut RgbFrame::new(0, 0))
+            .expect_err("short shift");
+        assert!(matches!(e, StereoError::InvalidArgument(_)), "{e}");
+    }
+
+    #[test]
+    fn flat_depth_at_the_convergence_plane_changes_nothing() {
+        let src = frame_from(40, 4, |x, y| [x as u8, y as u8 * 9, 3]);
+        let depth = DepthMap::from_vec(40, 4, vec![0.5; 160]).expect("size");
+        let pair = synthesize(&src, &depth, &SynthOptions::default()).expect("synth");
+        assert_eq!(pair.left, src);
+        assert_eq!(pair.right, src);
+    }
+
+    #[test]
+    fn disparity_sign_and_size() {
+        let o = SynthOptions::default();
+        assert_eq!(o.disparity(1000, 0.5), 0.0);
+        assert!((o.disparity(1000, 1.0) - 10.0).abs() < 1e-4);
+        assert!((o.disparity(1000, 0.0) + 10.0).abs() < 1e-4);
+    }
+}
