@@ -1,5 +1,7 @@
 //! Depth estimation behind one trait, so engines can be swapped without touching the pipeline.
 
+pub mod fast;
+
 use crate::{DepthMap, Result, RgbFrame};
 
 /// A monocular depth estimator.
