@@ -112,11 +112,11 @@ impl Default for FastDepth {
 
 impl FastDepth {
     /// An estimator with these options (out-of-range values are clamped: weights at least 0,
-    /// `work_width` at least 1, `edge_eps` at least 1e-6).
+    /// `work_width` at least 8, `edge_eps` at least 1e-6).
     pub fn new(opts: FastDepthOptions) -> Self {
         let clean = |v: f32| if v.is_finite() { v.max(0.0) } else { 0.0 };
         let mut opts = FastDepthOptions {
-            work_width: opts.work_width.max(1),
+            work_width: opts.work_width.max(8),
             vertical_weight: clean(opts.vertical_weight),
             sharpness_weight: clean(opts.sharpness_weight),
             color_weight: clean(opts.color_weight),
@@ -190,7 +190,7 @@ impl FastDepth {
             .zip(self.cells.par_chunks_mut(gw))
             .enumerate()
             .for_each_init(
-                || (vec![0u32; gw * 4], vec![0u8; w]),
+                || (vec![0u64; gw * 4], vec![0u8; w]),
                 |(acc, below), (gy, (lum, cells))| {
                     acc.fill(0);
                     let y0 = gy * f;
@@ -237,10 +237,10 @@ impl FastDepth {
                                 let dy = next.map_or(0, |n| i32::from(n[x]) - l);
                                 se += (dx * dx + dy * dy) as u32;
                             }
-                            a[0] += sr;
-                            a[1] += sg;
-                            a[2] += sb;
-                            a[3] += se;
+                            a[0] += u64::from(sr);
+                            a[1] += u64::from(sg);
+                            a[2] += u64::from(sb);
+                            a[3] += u64::from(se);
                         }
                     }
                     for (gx, (c, a)) in cells.iter_mut().zip(acc.chunks_exact(4)).enumerate() {
@@ -624,6 +624,29 @@ mod tests {
             fd.estimate(&f),
             Err(StereoError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn extreme_options_are_clamped() {
+        let f = solid(300, 200, [90, 120, 150]);
+        for opts in [
+            FastDepthOptions {
+                work_width: 0,
+                smooth_radius: 1000,
+                edge_eps: f32::NAN,
+                ..Default::default()
+            },
+            FastDepthOptions {
+                work_width: 100_000,
+                vertical_weight: -1.0,
+                sharpness_weight: f32::INFINITY,
+                color_weight: 0.0,
+                ..Default::default()
+            },
+        ] {
+            let d = FastDepth::new(opts).estimate(&f).expect("estimate");
+            assert!(d.data.iter().all(|v| v.is_finite()), "{opts:?}");
+        }
     }
 
     #[test]
