@@ -683,6 +683,22 @@ mod tests {
     }
 
     #[test]
+    fn degenerate_sizes_work() {
+        for (w, h) in [(0, 0), (1, 1), (1, 5), (5, 1), (2, 1)] {
+            let src = frame_from(w, h, |x, y| [x as u8 + 1, y as u8 + 1, 9]);
+            let depth = DepthMap::from_vec(w, h, vec![1.0; (w * h) as usize]).expect("size");
+            let o = SynthOptions {
+                divergence: 20.0,
+                ..Default::default()
+            };
+            let pair = synthesize(&src, &depth, &o).expect("synthesize");
+            assert_eq!((pair.left.width, pair.left.height), (w, h));
+            assert!(pair.left.data.chunks_exact(3).all(|p| p != [0, 0, 0]));
+            assert!(pair.right.data.chunks_exact(3).all(|p| p != [0, 0, 0]));
+        }
+    }
+
+    #[test]
     fn disparity_sign_and_size() {
         let o = SynthOptions::default();
         assert_eq!(o.disparity(1000, 0.5), 0.0);
