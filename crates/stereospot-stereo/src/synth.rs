@@ -306,14 +306,41 @@ static RECIPROCALS: LazyLock<Vec<u32>> = LazyLock::new(|| {
         .collect()
 });
 
+/// RGB24 to one `u32` per pixel (`0x00BBGGRR`), four pixels (three words) at a time.
 fn pack_row(rgb: &[u8], out: &mut [u32]) {
-    for (o, p) in out.iter_mut().zip(rgb.chunks_exact(3)) {
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let mut quads = rgb.chunks_exact(12);
+    let mut outs = out.chunks_exact_mut(4);
+    for (b, o) in (&mut quads).zip(&mut outs) {
+        let (w0, w1, w2) = (word(&b[0..4]), word(&b[4..8]), word(&b[8..12]));
+        o[0] = w0 & 0xFF_FFFF;
+        o[1] = (w0 >> 24 | w1 << 8) & 0xFF_FFFF;
+        o[2] = (w1 >> 16 | w2 << 16) & 0xFF_FFFF;
+        o[3] = w2 >> 8;
+    }
+    for (o, p) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(quads.remainder().chunks_exact(3))
+    {
         *o = u32::from(p[0]) | u32::from(p[1]) << 8 | u32::from(p[2]) << 16;
     }
 }
 
+/// The inverse of [`pack_row`].
 fn unpack_row(px: &[u32], rgb: &mut [u8]) {
-    for (p, o) in px.iter().zip(rgb.chunks_exact_mut(3)) {
+    let mut quads = px.chunks_exact(4);
+    let mut outs = rgb.chunks_exact_mut(12);
+    for (p, o) in (&mut quads).zip(&mut outs) {
+        o[0..4].copy_from_slice(&(p[0] | p[1] << 24).to_le_bytes());
+        o[4..8].copy_from_slice(&(p[1] >> 8 | p[2] << 16).to_le_bytes());
+        o[8..12].copy_from_slice(&(p[2] >> 16 | p[3] << 8).to_le_bytes());
+    }
+    for (p, o) in quads
+        .remainder()
+        .iter()
+        .zip(outs.into_remainder().chunks_exact_mut(3))
+    {
         o.copy_from_slice(&p.to_le_bytes()[..3]);
     }
 }
@@ -680,6 +707,24 @@ mod tests {
         let pair = synthesize(&src, &depth, &SynthOptions::default()).expect("synth");
         assert_eq!(pair.left, src);
         assert_eq!(pair.right, src);
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        for w in 0..13usize {
+            let rgb: Vec<u8> = (0..w * 3).map(|i| (i * 37 + 5) as u8).collect();
+            let mut px = vec![0u32; w];
+            pack_row(&rgb, &mut px);
+            for (x, &p) in px.iter().enumerate() {
+                assert_eq!(
+                    p.to_le_bytes(),
+                    [rgb[x * 3], rgb[x * 3 + 1], rgb[x * 3 + 2], 0]
+                );
+            }
+            let mut back = vec![0u8; w * 3];
+            unpack_row(&px, &mut back);
+            assert_eq!(back, rgb, "width {w}");
+        }
     }
 
     #[test]
