@@ -11,6 +11,7 @@
 //! directly. Everything CPU-heavy runs on rayon; nothing here is async.
 
 pub mod compose;
+pub mod convert;
 pub mod depth;
 mod error;
 pub mod image;

