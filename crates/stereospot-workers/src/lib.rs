@@ -56,6 +56,7 @@ pub mod config;
 mod context;
 mod error;
 mod events;
+pub mod inference_server;
 pub mod media;
 mod runner;
 pub mod trigger;

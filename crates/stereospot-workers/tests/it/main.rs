@@ -8,6 +8,7 @@ mod helpers;
 
 mod at_least_once;
 mod end_to_end;
+mod http_backend;
 mod idempotency;
 mod poison;
 mod running;
