@@ -21,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Run everything in one process on the local platform (the embedded default)
     Serve(ServeArgs),
+    /// Run the media worker: chunking, reassembly and deletion
+    MediaWorker(crate::workers::WorkerArgs),
+    /// Run the video worker: segment inference and segment output
+    VideoWorker(crate::workers::WorkerArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -37,5 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let settings = crate::config::load()?;
     match cli.command {
         Command::Serve(args) => crate::serve::run(settings, args).await,
+        Command::MediaWorker(args) => crate::workers::run_media_worker(settings, args).await,
+        Command::VideoWorker(args) => crate::workers::run_video_worker(settings, args).await,
     }
 }

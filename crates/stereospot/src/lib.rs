@@ -5,3 +5,4 @@ pub mod cli;
 pub mod config;
 pub mod serve;
 pub mod telemetry;
+pub mod workers;

@@ -77,7 +77,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     server.stop().await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,0 +1,105 @@
+//! `stereospot media-worker` and `stereospot video-worker`: the pipeline's worker processes on
+//! the local platform (the data directory `serve` uses; queues in SQLite are shared between
+//! processes), until Ctrl-C or SIGTERM. Settings come from the spec's environment variables
+//! (`INFERENCE_BACKEND`, `INFERENCE_HTTP_URL`, `INFERENCE_MAX_IN_FLIGHT`, ...; see
+//! `stereospot_workers::config`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use stereospot_core::config::Settings;
+use stereospot_core::platform::Platform;
+use stereospot_local::LocalPlatform;
+use stereospot_media::Media;
+use stereospot_workers::{
+    CancellationToken, InferenceBackend, MediaWorker, VideoWorker, WorkerConfig, WorkerContext,
+    backend_from_config,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Data directory of the local platform (the one `serve` uses)
+    #[arg(long, env = "STEREOSPOT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Reads the worker settings from the environment.
+pub fn worker_config() -> Result<WorkerConfig> {
+    Ok(WorkerConfig::from_lookup(|k| std::env::var(k).ok())?)
+}
+
+/// The in-process stereo engine for `INFERENCE_BACKEND=local`. The seam: returns `None` until
+/// the engine (`stereospot-stereo`) provides an `InferenceBackend`, which makes
+/// `INFERENCE_BACKEND=local` a clear start-up error meanwhile.
+pub fn local_engine_backend() -> Option<Arc<dyn InferenceBackend>> {
+    None
+}
+
+async fn open(settings: &Settings, args: &WorkerArgs) -> Result<LocalPlatform> {
+    crate::config::require_local(settings)?;
+    let data_dir = crate::config::data_dir(settings, args.data_dir.clone())?;
+    // Workers never presign URLs; the base URL only matters to the process that serves them.
+    LocalPlatform::open(&data_dir, settings, "http://127.0.0.1:8080")
+        .await
+        .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))
+}
+
+/// The media worker's loops on `platform`.
+pub fn media_worker(platform: Platform, config: WorkerConfig) -> MediaWorker {
+    MediaWorker::new(WorkerContext::new(platform, config), Media::default())
+}
+
+/// The video worker's loops on `platform`, with the configured inference backend.
+pub fn video_worker(platform: Platform, config: WorkerConfig) -> Result<VideoWorker> {
+    let backend = backend_from_config(&config, local_engine_backend())
+        .context("cannot set up the inference backend (INFERENCE_BACKEND)")?;
+    Ok(VideoWorker::new(
+        WorkerContext::new(platform, config),
+        backend,
+    ))
+}
+
+/// Starts both workers in this process (what `serve` needs to run the whole pipeline); they
+/// stop when `shutdown` is cancelled, and the returned task ends when they have.
+pub fn spawn_embedded(
+    platform: Platform,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let media = media_worker(platform.clone(), config.clone());
+    let video = video_worker(platform, config)?;
+    Ok(tokio::spawn(async move {
+        tokio::join!(media.run(shutdown.clone()), video.run(shutdown));
+    }))
+}
+
+pub async fn run_media_worker(settings: Settings, args: WorkerArgs) -> Result<()> {
+    let config = worker_config()?;
+    let local = open(&settings, &args).await?;
+    let worker = media_worker(local.platform.clone(), config);
+    run_until_signal(|shutdown| worker.run(shutdown)).await
+}
+
+pub async fn run_video_worker(settings: Settings, args: WorkerArgs) -> Result<()> {
+    let config = worker_config()?;
+    let local = open(&settings, &args).await?;
+    let worker = video_worker(local.platform.clone(), config)?;
+    run_until_signal(|shutdown| worker.run(shutdown)).await
+}
+
+async fn run_until_signal<F, Fut>(run: F) -> Result<()>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        crate::serve::shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight work");
+        signal.cancel();
+    });
+    run(shutdown).await;
+    Ok(())
+}
