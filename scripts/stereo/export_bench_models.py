@@ -37,6 +37,38 @@ import dav2_ref  # noqa: E402
 import make_fixtures  # noqa: E402
 
 
+def to_fp16(fp32: Path, out: Path):
+    """fp16 weights and compute, fp32 input and output."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+    # The converter can insert the same Cast twice (same input, same output name), and puts the
+    # input's Cast after some of its users: keep one of each and restore topological order.
+    produced, kept = {}, []
+    for node in half.graph.node:
+        first = next((produced[o] for o in node.output if o in produced), None)
+        if first is not None:
+            assert first.op_type == node.op_type and list(first.input) == list(node.input)
+            continue
+        produced.update((o, node) for o in node.output)
+        kept.append(node)
+    known = {i.name for i in half.graph.input} | {i.name for i in half.graph.initializer} | {""}
+    ordered = []
+    while kept:
+        ready = [n for n in kept if all(i in known for i in n.input)]
+        assert ready, "the fp16 graph uses a value nothing produces"
+        for n in ready:
+            known.update(n.output)
+        ordered += ready
+        ready_ids = {id(n) for n in ready}
+        kept = [n for n in kept if id(n) not in ready_ids]
+    del half.graph.node[:]
+    half.graph.node.extend(ordered)
+    onnx.checker.check_model(half)
+    onnx.save(half, str(out))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reference", type=Path, required=True, help="Depth-Anything-V2 checkout")
@@ -62,19 +94,8 @@ def main():
     quantize_dynamic(str(fp32), str(int8mm), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
     print(f"wrote {int8mm}")
 
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     fp16 = args.out / "dav2_small_random_fp16.onnx"
-    half = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
-    # The converter can give two inserted Cast nodes the same name, which ONNX forbids.
-    seen = set()
-    for k, node in enumerate(half.graph.node):
-        if node.name in seen:
-            node.name = f"{node.name}_{k}"
-        seen.add(node.name)
-    onnx.checker.check_model(half)
-    onnx.save(half, str(fp16))
+    to_fp16(fp32, fp16)
     print(f"wrote {fp16}")
 
 
