@@ -21,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Run everything in one process on the local platform (the embedded default)
     Serve(ServeArgs),
+    /// Write the tensor the depth model receives for an image (.npy, 1 x 3 x H x W float32)
+    DepthPreprocess(crate::depth_cmd::DepthPreprocessArgs),
+    /// Run a depth model's bare forward pass on a .npy tensor (output N x H x W float32)
+    DepthForward(crate::depth_cmd::DepthForwardArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -37,5 +41,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     let settings = crate::config::load()?;
     match cli.command {
         Command::Serve(args) => crate::serve::run(settings, args).await,
+        Command::DepthPreprocess(args) => {
+            tokio::task::spawn_blocking(move || crate::depth_cmd::run_preprocess(&args)).await?
+        }
+        Command::DepthForward(args) => {
+            tokio::task::spawn_blocking(move || crate::depth_cmd::run_forward(&args)).await?
+        }
     }
 }

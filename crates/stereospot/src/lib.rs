@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod depth_cmd;
 pub mod serve;
 pub mod telemetry;

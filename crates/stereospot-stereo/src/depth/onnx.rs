@@ -14,6 +14,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
 use super::DepthModel;
+use super::model_files::{ModelChoice, ModelPrecision, ResolveOptions, resolve_model};
 use super::postprocess;
 use super::preprocess::{self, DEFAULT_INPUT_SIZE, ModelInput};
 use crate::{DepthMap, Result, RgbFrame, StereoError};
@@ -163,6 +164,25 @@ impl OnnxDepthModel {
             name,
             input_size: opts.input_size,
         })
+    }
+
+    /// Resolves the model file for `choice` ([`resolve_model`]: explicit path, `WEIGHTS_DIR`, hub
+    /// cache or download) and loads it, named `onnx:depth-anything-v2-<size>[-<precision>]`.
+    pub fn open(
+        choice: ModelChoice,
+        explicit: Option<&Path>,
+        resolve: &ResolveOptions,
+        opts: &OnnxOptions,
+    ) -> Result<Self> {
+        let path = resolve_model(choice, explicit, resolve)?;
+        let mut opts = opts.clone();
+        if opts.name.is_none() {
+            opts.name = Some(match resolve.precision {
+                ModelPrecision::Fp32 => format!("onnx:{}", choice.model_name()),
+                p => format!("onnx:{}-{p}", choice.model_name()),
+            });
+        }
+        Self::load(&path, &opts)
     }
 
     /// The model file.

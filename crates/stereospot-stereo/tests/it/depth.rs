@@ -172,3 +172,31 @@ fn missing_and_broken_model_files_are_clear_errors() {
     assert!(model.forward([1, 3, 15, 28], &[0.0; 3 * 15 * 28]).is_err());
     assert!(model.forward([1, 3, 14, 28], &[0.0; 10]).is_err());
 }
+
+#[test]
+fn open_resolves_names_and_loads_the_model() {
+    require_onnxruntime();
+    use stereospot_stereo::depth::model_files::{ModelChoice, ModelPrecision, ResolveOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let resolve = ResolveOptions {
+        weights_dir: Some(dir.path().to_path_buf()),
+        hf_cache: Some(dir.path().join("hub")),
+        offline: true,
+        precision: ModelPrecision::Int8,
+        ..ResolveOptions::default()
+    };
+    // Offline and nowhere to be found: a clear error, no download.
+    let err = OnnxDepthModel::open(ModelChoice::Small, None, &resolve, &OnnxOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, StereoError::ModelMissing(_)), "{err}");
+    // Placed where the error says: found and loaded.
+    let place = dir
+        .path()
+        .join("onnx-community/depth-anything-v2-small/onnx/model_int8.onnx");
+    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+    std::fs::copy(tiny_model(), &place).unwrap();
+    let model =
+        OnnxDepthModel::open(ModelChoice::Small, None, &resolve, &OnnxOptions::default()).unwrap();
+    assert_eq!(model.name(), "onnx:depth-anything-v2-small-int8");
+    assert_eq!(model.path(), place);
+}
