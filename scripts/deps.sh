@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the external programs StereoSpot needs, only when missing (safe to run repeatedly).
-# Usage: scripts/deps.sh runtime|test
+# Usage: scripts/deps.sh runtime|test (both install ffmpeg and ONNX Runtime into .tools/)
 set -euo pipefail
 what="${1:-runtime}"
+cd "$(dirname "$0")/.."
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -24,6 +25,37 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   apt_install "${missing[@]}"
 fi
+
+# ONNX Runtime, the depth engine's inference library, loaded at run time by the `ort` crate.
+# It comes from the PyPI `onnxruntime` wheel (its host for prebuilt binaries is unreachable
+# here) and lives in .tools/onnxruntime/ (gitignored), where stereospot-stereo looks for it.
+ort_version=1.31.1
+ort_dir=.tools/onnxruntime
+ort_lib="$ort_dir/libonnxruntime.so.$ort_version"
+if [ ! -f "$ort_lib" ]; then
+  if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+    echo "installing: python3 python3-pip python3-venv (to fetch the onnxruntime wheel)" >&2
+    apt_install python3 python3-pip python3-venv
+  fi
+  echo "installing: ONNX Runtime $ort_version into $ort_dir (from the PyPI onnxruntime wheel)" >&2
+  mkdir -p .tools/whl "$ort_dir"
+  whl=$(ls .tools/whl/onnxruntime-"$ort_version"-*.whl 2>/dev/null | head -n 1 || true)
+  if [ -z "$whl" ]; then
+    python3 -m pip download --quiet --no-deps --only-binary=:all: "onnxruntime==$ort_version" -d .tools/whl
+    whl=$(ls .tools/whl/onnxruntime-"$ort_version"-*.whl | head -n 1)
+  fi
+  # Extract only the shared library; write to a temporary name and rename, so an interrupted
+  # run never leaves a truncated library behind.
+  python3 - "$whl" "$ort_lib" <<'PY'
+import os, shutil, sys, zipfile
+whl, dest = sys.argv[1], sys.argv[2]
+member = "onnxruntime/capi/" + os.path.basename(dest)
+with zipfile.ZipFile(whl) as z, z.open(member) as src, open(dest + ".part", "wb") as out:
+    shutil.copyfileobj(src, out)
+os.replace(dest + ".part", dest)
+PY
+fi
+[ -L "$ort_dir/libonnxruntime.so" ] || ln -sf "libonnxruntime.so.$ort_version" "$ort_dir/libonnxruntime.so"
 
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install the Rust toolchain (https://rustup.rs)" >&2

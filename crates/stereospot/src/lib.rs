@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod depth_cmd;
 pub mod serve;
 pub mod telemetry;
 pub mod workers;

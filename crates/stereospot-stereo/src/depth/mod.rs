@@ -1,4 +1,16 @@
 //! Depth estimation behind one trait, so engines can be swapped without touching the pipeline.
+//!
+//! Engines: [`onnx::OnnxDepthModel`] (Depth Anything V2 on ONNX Runtime). Shared pieces:
+//! [`preprocess`] and [`postprocess`] (the reference's image-to-tensor and upsampling),
+//! [`model_files`] (which model file, downloaded or local), [`runtime`] (loading ONNX Runtime),
+//! [`npy`] (NumPy files, to compare with the Python reference).
+
+pub mod model_files;
+pub mod npy;
+pub mod onnx;
+pub mod postprocess;
+pub mod preprocess;
+pub mod runtime;
 
 pub mod fast;
 
