@@ -29,6 +29,8 @@ pub enum Command {
     DepthPreprocess(crate::depth_cmd::DepthPreprocessArgs),
     /// Run a depth model's bare forward pass on a .npy tensor (output N x H x W float32)
     DepthForward(crate::depth_cmd::DepthForwardArgs),
+    /// Convert one video to stereoscopic 3D (no server), with a progress bar
+    Convert(crate::convert_cmd::ConvertArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +44,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
+    // Loads STEREOSPOT_ENV_FILE too, so WEIGHTS_DIR and friends can live there.
     let settings = crate::config::load()?;
     match cli.command {
         Command::Serve(args) => crate::serve::run(settings, args).await,
@@ -53,5 +56,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::DepthForward(args) => {
             tokio::task::spawn_blocking(move || crate::depth_cmd::run_forward(&args)).await?
         }
+        Command::Convert(args) => crate::convert_cmd::run(args).await,
     }
 }

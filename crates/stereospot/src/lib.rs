@@ -3,7 +3,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod convert_cmd;
 pub mod depth_cmd;
+pub mod engine_backend;
+pub mod model_args;
 pub mod serve;
 pub mod telemetry;
 pub mod workers;

@@ -7,11 +7,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::engine_backend::LocalEngineBackend;
+use crate::model_args::ModelArgs;
 use anyhow::{Context, Result};
 use stereospot_core::config::Settings;
 use stereospot_core::platform::Platform;
 use stereospot_local::LocalPlatform;
-use stereospot_media::Media;
+use stereospot_media::{EncodeOptions, Media};
 use stereospot_workers::{
     CancellationToken, InferenceBackend, MediaWorker, VideoWorker, WorkerConfig, WorkerContext,
     backend_from_config,
@@ -22,18 +24,29 @@ pub struct WorkerArgs {
     /// Data directory of the local platform (the one `serve` uses)
     #[arg(long, env = "STEREOSPOT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The depth model of the in-process engine (`INFERENCE_BACKEND=local`)
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
-/// Reads the worker settings from the environment.
+/// Reads the worker settings from the environment. The binary's default backend is the
+/// in-process engine (`local`); `INFERENCE_BACKEND` chooses another.
 pub fn worker_config() -> Result<WorkerConfig> {
-    Ok(WorkerConfig::from_lookup(|k| std::env::var(k).ok())?)
+    Ok(WorkerConfig::from_lookup(|k| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| (k == "INFERENCE_BACKEND").then(|| "local".to_string()))
+    })?)
 }
 
-/// The in-process stereo engine for `INFERENCE_BACKEND=local`. The seam: returns `None` until
-/// the engine (`stereospot-stereo`) provides an `InferenceBackend`, which makes
-/// `INFERENCE_BACKEND=local` a clear start-up error meanwhile.
-pub fn local_engine_backend() -> Option<Arc<dyn InferenceBackend>> {
-    None
+/// The in-process stereo engine for `INFERENCE_BACKEND=local`, with `model`'s depth estimator
+/// (loaded on the first segment).
+pub fn local_engine_backend(model: &ModelArgs) -> Arc<dyn InferenceBackend> {
+    Arc::new(LocalEngineBackend::new(
+        model.clone(),
+        Media::default(),
+        EncodeOptions::default(),
+    ))
 }
 
 async fn open(settings: &Settings, args: &WorkerArgs) -> Result<LocalPlatform> {
@@ -51,8 +64,12 @@ pub fn media_worker(platform: Platform, config: WorkerConfig) -> MediaWorker {
 }
 
 /// The video worker's loops on `platform`, with the configured inference backend.
-pub fn video_worker(platform: Platform, config: WorkerConfig) -> Result<VideoWorker> {
-    let backend = backend_from_config(&config, local_engine_backend())
+pub fn video_worker(
+    platform: Platform,
+    config: WorkerConfig,
+    model: &ModelArgs,
+) -> Result<VideoWorker> {
+    let backend = backend_from_config(&config, Some(local_engine_backend(model)))
         .context("cannot set up the inference backend (INFERENCE_BACKEND)")?;
     Ok(VideoWorker::new(
         WorkerContext::new(platform, config),
@@ -65,10 +82,11 @@ pub fn video_worker(platform: Platform, config: WorkerConfig) -> Result<VideoWor
 pub fn spawn_embedded(
     platform: Platform,
     config: WorkerConfig,
+    model: &ModelArgs,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let media = media_worker(platform.clone(), config.clone());
-    let video = video_worker(platform, config)?;
+    let video = video_worker(platform, config, model)?;
     Ok(tokio::spawn(async move {
         tokio::join!(media.run(shutdown.clone()), video.run(shutdown));
     }))
@@ -84,7 +102,7 @@ pub async fn run_media_worker(settings: Settings, args: WorkerArgs) -> Result<()
 pub async fn run_video_worker(settings: Settings, args: WorkerArgs) -> Result<()> {
     let config = worker_config()?;
     let local = open(&settings, &args).await?;
-    let worker = video_worker(local.platform.clone(), config)?;
+    let worker = video_worker(local.platform.clone(), config, &args.model)?;
     run_until_signal(|shutdown| worker.run(shutdown)).await
 }
 

@@ -317,3 +317,29 @@ fn cancel_leaves_no_output() {
         .collect();
     assert!(left.is_empty(), "left behind after a cancel: {left:?}");
 }
+
+/// The same checks with the ONNX engine (the official architecture at a tiny width, random
+/// weights: the real model's contract, pre- and post-processing, at a small input size so the
+/// test stays quick).
+#[test]
+fn onnx_tiny_model_converts_every_shared_video() {
+    use stereospot_stereo::depth::onnx::{OnnxDepthModel, OnnxOptions};
+    crate::helpers::require_onnxruntime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut model = OnnxDepthModel::load(
+        &crate::helpers::tiny_model(),
+        &OnnxOptions {
+            input_size: 70,
+            ..OnnxOptions::default()
+        },
+    )
+    .expect("tiny model");
+    for name in SHARED {
+        convert_and_check(
+            &mut model,
+            &video_dir().join(name),
+            StereoFormat::Sbs,
+            dir.path(),
+        );
+    }
+}

@@ -11,21 +11,26 @@ fn worker_subcommands_parse() {
     assert!(matches!(cli.command, Command::VideoWorker(_)));
 }
 
-/// The seam for the in-process engine: until it exists, asking for it is a clear error.
-#[tokio::test]
-async fn local_backend_is_refused_until_the_engine_lands() {
-    let app = crate::helpers::spawn_app().await;
-    let config = stereospot_workers::WorkerConfig {
-        backend: stereospot_workers::BackendKind::Local,
-        ..stereospot_workers::WorkerConfig::default()
-    };
-    let err =
-        stereospot::workers::video_worker(app.server.local.platform.clone(), config).unwrap_err();
-    assert!(format!("{err:#}").contains("local"), "{err:#}");
-    app.server.stop().await.expect("clean stop");
+/// The binary's default backend is the in-process engine; SageMaker is refused clearly.
+#[test]
+fn default_backend_is_the_local_engine() {
+    let config = stereospot::workers::worker_config().unwrap();
+    if std::env::var_os("INFERENCE_BACKEND").is_none() {
+        assert_eq!(config.backend, stereospot_workers::BackendKind::Local);
+    }
 }
 
-/// Both workers embedded next to the server: a presigned upload becomes a completed job.
+fn fast_model() -> stereospot::model_args::ModelArgs {
+    let cli = Cli::try_parse_from(["stereospot", "video-worker", "--depth", "fast"]).unwrap();
+    match cli.command {
+        Command::VideoWorker(a) => a.model,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Both workers embedded next to the server, with the in-process engine (fast depth): a
+/// presigned upload of a side-by-side job becomes a completed job with a double-width video, the
+/// source's frame count and its audio.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_workers_complete_an_uploaded_job() {
     use std::time::Duration;
@@ -36,18 +41,24 @@ async fn embedded_workers_complete_an_uploaded_job() {
     let platform = app.server.local.platform.clone();
     let work = tempfile::tempdir().unwrap();
     let config = stereospot_workers::WorkerConfig {
+        backend: stereospot_workers::BackendKind::Local,
         receive_wait: Duration::from_millis(500),
         work_root: work.path().to_path_buf(),
         ..stereospot_workers::WorkerConfig::default()
     };
     let shutdown = stereospot_workers::CancellationToken::new();
-    let workers =
-        stereospot::workers::spawn_embedded(platform.clone(), config, shutdown.clone()).unwrap();
+    let workers = stereospot::workers::spawn_embedded(
+        platform.clone(),
+        config,
+        &fast_model(),
+        shutdown.clone(),
+    )
+    .unwrap();
 
     let job_id = JobId::from_parts(1_700_000_000_000, [9; 10]);
     platform
         .jobs
-        .create(&Job::new(job_id, StereoMode::Anaglyph, 0))
+        .create(&Job::new(job_id, StereoMode::Sbs, 0))
         .await
         .unwrap();
     let url = platform
@@ -92,6 +103,23 @@ async fn embedded_workers_complete_an_uploaded_job() {
         .await
         .unwrap();
     assert!(fin.is_some());
+    let out = work.path().join("final.mp4");
+    platform
+        .storage
+        .get_to_file(
+            &platform.buckets.output,
+            &ObjectKey::final_output(job_id).to_string(),
+            &out,
+        )
+        .await
+        .unwrap();
+    let probe = stereospot_media::Media::default()
+        .probe(&out)
+        .await
+        .unwrap();
+    let v = probe.video.as_ref().unwrap();
+    assert_eq!((v.width, v.height), (640, 240), "sbs doubles the width");
+    assert_eq!(probe.audio.len(), 1, "the source's audio is kept");
     shutdown.cancel();
     workers.await.unwrap();
     app.server.stop().await.expect("clean stop");
