@@ -41,6 +41,13 @@ pub struct ServeArgs {
     /// Address to listen on; 127.0.0.1 unless you mean to expose it
     #[arg(long, env = "STEREOSPOT_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// Serve HTTP only: run the media and video workers in other processes
+    /// (`stereospot media-worker`, `stereospot video-worker`)
+    #[arg(long, env = "STEREOSPOT_NO_WORKERS")]
+    pub no_workers: bool,
+    /// The embedded video worker's depth model (`INFERENCE_BACKEND=local`, the default)
+    #[command(flatten)]
+    pub model: crate::model_args::ModelArgs,
 }
 
 pub async fn run(cli: Cli) -> Result<()> {

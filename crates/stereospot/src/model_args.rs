@@ -58,6 +58,19 @@ pub struct ModelArgs {
     pub accept_model_license: Option<String>,
 }
 
+impl Default for ModelArgs {
+    /// What the command line gives without flags: Depth Anything V2 Small, fp32, 518.
+    fn default() -> Self {
+        ModelArgs {
+            depth: DepthArg::Small,
+            model: None,
+            depth_size: 518,
+            precision: PrecisionArg::Fp32,
+            accept_model_license: None,
+        }
+    }
+}
+
 impl ModelArgs {
     /// Builds the estimator (downloading the model on first use, with a progress bar when
     /// `progress`). Blocking.

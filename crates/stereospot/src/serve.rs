@@ -1,6 +1,7 @@
 //! `stereospot serve`: the embedded default. Opens the local platform in one data directory
 //! and serves HTTP: the health endpoint and the presigned object URLs of the local platform.
-//! (The web UI and the workers join this process in their own issues.)
+//! `run` also starts the media and video workers in this process (unless `--no-workers`). (The
+//! web UI joins this process in its own issue.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,9 +72,26 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let server = start(&settings, &args, listener).await?;
+    let shutdown = stereospot_workers::CancellationToken::new();
+    let workers = if args.no_workers {
+        None
+    } else {
+        let config = crate::workers::worker_config()?;
+        tracing::info!(backend = ?config.backend, depth = ?args.model.depth, "starting the embedded workers");
+        Some(crate::workers::spawn_embedded(
+            server.local.platform.clone(),
+            config,
+            &args.model,
+            shutdown.clone(),
+        )?)
+    };
     println!("StereoSpot is running at http://{}", server.addr);
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: in-flight work finishes or its messages become visible again");
+    shutdown.cancel();
+    if let Some(w) = workers {
+        w.await.context("the workers panicked")?;
+    }
     server.stop().await
 }
 

@@ -18,6 +18,8 @@ pub async fn spawn_app() -> TestApp {
     let args = ServeArgs {
         data_dir: Some(data_dir.path().to_path_buf()),
         bind: "127.0.0.1:0".parse().expect("addr"),
+        no_workers: true,
+        model: stereospot::model_args::ModelArgs::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
