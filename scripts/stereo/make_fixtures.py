@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates the depth engine's test fixtures from the OFFICIAL Depth Anything V2 code.
 
-Writes into crates/stereospot-stereo/tests/fixtures/ (about 2 MB in all):
+Writes into crates/stereospot-stereo/tests/fixtures/ (about 2.6 MB in all):
 
   tiny_dav2.onnx            the reference `DepthAnythingV2` architecture at a tiny width (see
                             dav2_ref.TINY*), seeded random weights, exported with dynamic H/W

@@ -10,7 +10,8 @@
 //!     cargo bench -p stereospot-stereo --bench depth
 //! ```
 //!
-//! The `_int8`, `_int8_matmul` and `_fp16` files beside the model are used when present.
+//! Every `<model stem>_<variant>.onnx` beside the model (the script writes `_int8`,
+//! `_int8_matmul` and `_fp16`) is measured too.
 //! `STEREOSPOT_BENCH_RUNS` (default 5) timed runs per configuration, after one warm-up;
 //! configurations run round-robin, so a change in machine load hits all of them alike.
 //! `STEREOSPOT_BENCH_ONLY=a,b` keeps configurations whose name contains one of the words.
@@ -131,10 +132,26 @@ fn median(v: &[Duration]) -> Duration {
     v[v.len() / 2]
 }
 
-fn sibling(model: &Path, suffix: &str) -> Option<PathBuf> {
-    let stem = model.file_stem()?.to_str()?;
-    let p = model.with_file_name(format!("{stem}{suffix}.onnx"));
-    p.is_file().then_some(p)
+fn siblings(model: &Path) -> Vec<(String, PathBuf)> {
+    let (Some(dir), Some(stem)) = (model.parent(), model.file_stem().and_then(|s| s.to_str()))
+    else {
+        return Vec::new();
+    };
+    let prefix = format!("{stem}_");
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter_map(|p| {
+                    let name = p.file_name()?.to_str()?;
+                    let variant = name.strip_prefix(&prefix)?.strip_suffix(".onnx")?;
+                    Some((variant.to_string(), p.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 fn cones_square() -> Result<RgbFrame, BoxError> {
@@ -215,18 +232,13 @@ fn main() -> Result<(), BoxError> {
         ("fp32 448".into(), model.clone(), 448, cores, l3, true),
         ("fp32 392".into(), model.clone(), 392, cores, l3, true),
     ];
-    for (suffix, label) in [
-        ("_int8_matmul", "int8 matmul"),
-        ("_int8", "int8 all ops"),
-        ("_fp16", "fp16"),
-    ] {
-        if let Some(path) = sibling(&model, suffix) {
-            plan.push((format!("{label} 518"), path.clone(), 518, cores, l3, true));
-            if suffix == "_int8_matmul" {
-                plan.push((format!("{label} 448"), path, 448, cores, l3, true));
-            }
-        } else {
-            println!("({label}: no *{suffix}.onnx beside the model, skipped)");
+    // Every `<stem>_<variant>.onnx` beside the model (export_bench_models.py writes `_int8`,
+    // `_int8_matmul` and `_fp16`) at 518, and the MatMul-only int8 at the smaller sizes too.
+    for (variant, path) in siblings(&model) {
+        plan.push((format!("{variant} 518"), path.clone(), 518, cores, l3, true));
+        if variant == "int8_matmul" {
+            plan.push((format!("{variant} 448"), path.clone(), 448, cores, l3, true));
+            plan.push((format!("{variant} 392"), path, 392, cores, l3, true));
         }
     }
     plan.retain(|p| {

@@ -149,9 +149,15 @@ pub enum ModelPrecision {
     /// `onnx/model.onnx`: float32 (the reference).
     #[default]
     Fp32,
-    /// `onnx/model_fp16.onnx`: float16 weights and compute (for GPUs; slower on most CPUs).
+    /// `onnx/model_fp16.onnx`: float16 weights and compute (for GPUs: 1.15x SLOWER than fp32 on
+    /// the 2-core AVX2 benchmark machine).
     Fp16,
-    /// `onnx/model_int8.onnx`: dynamic int8 quantisation of the weights (see the bench).
+    /// `onnx/model_int8_matmul.onnx`, made locally from `onnx/model.onnx` by
+    /// `scripts/stereo/quantize_int8.py` (dynamic int8 quantisation of the encoder's MatMuls only)
+    /// and never downloaded: the hub's own `model_int8.onnx` was not benchmarked, and quantising
+    /// the convolutions too made the model 1.25-1.34x slower than fp32 here. Measured on the
+    /// 2-core machine: 0.78x the fp32 time at 518x518, 1% relative L2 on normalised depth (random
+    /// weights: indicative). It alone does not reach 0.5 s at 518x518 (see benches/depth.rs).
     Int8,
 }
 
@@ -161,8 +167,13 @@ impl ModelPrecision {
         match self {
             ModelPrecision::Fp32 => "onnx/model.onnx",
             ModelPrecision::Fp16 => "onnx/model_fp16.onnx",
-            ModelPrecision::Int8 => "onnx/model_int8.onnx",
+            ModelPrecision::Int8 => "onnx/model_int8_matmul.onnx",
         }
+    }
+
+    /// Whether the hub serves this file (otherwise it is made locally, see [`ModelPrecision::Int8`]).
+    pub fn downloadable(self) -> bool {
+        self != ModelPrecision::Int8
     }
 }
 
@@ -359,6 +370,36 @@ pub fn resolve_model(
             tracing::debug!(path = %path.display(), "depth model from WEIGHTS_DIR");
             return Ok(path);
         }
+    }
+    if !opts.precision.downloadable() {
+        let fp32 = match &opts.weights_dir {
+            Some(dir) => weights_dir_path(dir, choice, ModelPrecision::Fp32)
+                .display()
+                .to_string(),
+            None => format!(
+                "$WEIGHTS_DIR/{}/{}",
+                choice.repo_id(),
+                ModelPrecision::Fp32.repo_file()
+            ),
+        };
+        let place = match &opts.weights_dir {
+            Some(dir) => weights_dir_path(dir, choice, opts.precision)
+                .display()
+                .to_string(),
+            None => format!(
+                "$WEIGHTS_DIR/{}/{}",
+                choice.repo_id(),
+                opts.precision.repo_file()
+            ),
+        };
+        return Err(StereoError::ModelMissing(format!(
+            "the {} model of {} is made locally, not downloaded: run `python \
+             scripts/stereo/quantize_int8.py --input {fp32} --output {place}` (the fp32 model \
+             comes from {}), or pass its path with --model PATH",
+            opts.precision,
+            choice.repo_id(),
+            download_url(choice, ModelPrecision::Fp32)
+        )));
     }
     if let Some(path) = cached(choice, opts) {
         tracing::debug!(path = %path.display(), "depth model from the Hugging Face cache");
@@ -558,7 +599,7 @@ mod tests {
         opts.precision = ModelPrecision::Int8;
         let want = dir
             .path()
-            .join("onnx-community/depth-anything-v2-small/onnx/model_int8.onnx");
+            .join("onnx-community/depth-anything-v2-small/onnx/model_int8_matmul.onnx");
         put(&want);
         assert_eq!(
             resolve_model(ModelChoice::Small, None, &opts).unwrap(),
@@ -670,5 +711,21 @@ mod tests {
         let err = resolve_model(ModelChoice::Small, None, &opts).unwrap_err();
         assert!(matches!(err, StereoError::Download(_)), "{err}");
         assert!(err.to_string().contains("--model PATH"), "{err}");
+    }
+
+    #[test]
+    fn int8_is_made_locally_never_downloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = offline(dir.path());
+        opts.offline = false; // it must not even try
+        opts.endpoint = Some("http://127.0.0.1:1".into());
+        opts.weights_dir = Some(dir.path().to_path_buf());
+        opts.precision = ModelPrecision::Int8;
+        let err = resolve_model(ModelChoice::Small, None, &opts).unwrap_err();
+        assert!(matches!(err, StereoError::ModelMissing(_)), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("scripts/stereo/quantize_int8.py"), "{msg}");
+        assert!(msg.contains("model_int8_matmul.onnx"), "{msg}");
+        assert!(!ModelPrecision::Int8.downloadable());
     }
 }

@@ -192,7 +192,7 @@ fn open_resolves_names_and_loads_the_model() {
     // Placed where the error says: found and loaded.
     let place = dir
         .path()
-        .join("onnx-community/depth-anything-v2-small/onnx/model_int8.onnx");
+        .join("onnx-community/depth-anything-v2-small/onnx/model_int8_matmul.onnx");
     std::fs::create_dir_all(place.parent().unwrap()).unwrap();
     std::fs::copy(tiny_model(), &place).unwrap();
     let model =
