@@ -219,5 +219,45 @@ fn main() {
     onnx_rows(&media, &[("720p", &cockatoo), ("1080p", &hd)], work.path());
 }
 
-#[allow(clippy::ptr_arg)]
-fn onnx_rows(_media: &Media, _inputs: &[(&str, &PathBuf)], _work: &Path) {}
+/// Depth Anything V2 rows, when `STEREOSPOT_BENCH_MODEL` names a model file: the bare 518x518
+/// forward, then the conversion of the first frames of each input.
+fn onnx_rows(media: &Media, inputs: &[(&str, &PathBuf)], work: &Path) {
+    use stereospot_stereo::depth::onnx::{OnnxDepthModel, OnnxOptions};
+    let Some(path) = std::env::var_os("STEREOSPOT_BENCH_MODEL").map(PathBuf::from) else {
+        println!(
+            "Depth Anything V2 rows skipped: set STEREOSPOT_BENCH_MODEL to a model file (a random-weight export of the official Small architecture times like the real one: scripts/stereo/export_bench_models.py)"
+        );
+        return;
+    };
+    let frames: u64 = std::env::var("STEREOSPOT_BENCH_MODEL_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut model = OnnxDepthModel::load(&path, &OnnxOptions::default()).expect("model loads");
+    // The bare forward at 518x518 (one warm-up, then the median of 5).
+    let data = vec![0.1f32; 3 * 518 * 518];
+    model.forward([1, 3, 518, 518], &data).expect("forward");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        model.forward([1, 3, 518, 518], &data).expect("forward");
+        times.push(t.elapsed());
+    }
+    println!(
+        "{}: bare forward at 518x518: {:.3} s (median of 5)",
+        path.display(),
+        median(times).as_secs_f64()
+    );
+    for (label, input) in inputs {
+        let row = bench_input(
+            media,
+            &format!("{label} dav2 ({frames} fr)"),
+            input,
+            work,
+            &mut model,
+            Some(frames),
+            1,
+        );
+        print_row(&row);
+    }
+}
