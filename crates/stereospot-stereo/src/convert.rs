@@ -29,7 +29,7 @@ use stereospot_media::{
 
 use crate::compose::{StereoFormat, compose_into};
 use crate::depth::DepthModel;
-use crate::stabilize::{DepthNormalizer, NormalizerOptions, RangeState};
+use crate::stabilize::{DepthNormalizer, NormalizerOptions, RangeState, seed_state};
 use crate::synth::{StereoPair, SynthOptions, synthesize_into};
 use crate::{DepthMap, Result, StereoError};
 
@@ -45,7 +45,9 @@ pub struct ConvertOptions {
     pub synth: SynthOptions,
     /// Temporal depth normalisation.
     pub normalizer: NormalizerOptions,
-    /// Seed for the normaliser (segment boundaries: see [`crate::stabilize`]).
+    /// Seed for the normaliser (e.g. a job-wide range). `None`: the median range of the first
+    /// [`NormalizerOptions::seed_frames`] frames, so independently converted segments meet
+    /// without a depth jump (see [`crate::stabilize`]).
     pub initial_range: Option<RangeState>,
     /// Decoding options (e.g. a resize for previews).
     pub read: ReadOptions,
@@ -288,12 +290,101 @@ fn write_loop(
 
 type Processed = (u64, StageTimes, u64, Option<RangeState>);
 
+/// The caller's-thread stages: depth, normalisation, synthesis, composition, hand-off.
+struct Processor<'a> {
+    model: &'a mut dyn DepthModel,
+    opts: &'a ConvertOptions,
+    source: &'a FrameSource,
+    out_size: (u32, u32),
+    free_in: SyncSender<RgbFrame>,
+    composed: SyncSender<RgbFrame>,
+    free_out: Receiver<RgbFrame>,
+    progress: &'a mut dyn FnMut(ConvertProgress),
+    cancel: &'a AtomicBool,
+    started: Instant,
+    depth01: DepthMap,
+    pair: StereoPair,
+    stages: StageTimes,
+    frames: u64,
+    out_allocated: usize,
+}
+
+impl Processor<'_> {
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(StereoError::Cancelled);
+        }
+        Ok(())
+    }
+
+    fn estimate(&mut self, frame: &RgbFrame) -> Result<DepthMap> {
+        let t = Instant::now();
+        let raw = self.model.estimate(frame)?;
+        self.stages.depth += t.elapsed();
+        if (raw.width, raw.height) != (frame.width, frame.height) {
+            return Err(StereoError::Runtime(format!(
+                "depth model {} returned {}x{} for a {}x{} frame",
+                self.model.name(),
+                raw.width,
+                raw.height,
+                frame.width,
+                frame.height
+            )));
+        }
+        Ok(raw)
+    }
+
+    /// Normalises, synthesises, composes and hands the frame to the encoder. `false` when the
+    /// encoder has stopped (its error is reported when its thread is joined).
+    fn finish_frame(
+        &mut self,
+        normalizer: &mut DepthNormalizer,
+        frame: RgbFrame,
+        raw: &DepthMap,
+    ) -> Result<bool> {
+        let t1 = Instant::now();
+        normalizer.normalize_into(&frame, raw, &mut self.depth01);
+        let t2 = Instant::now();
+        synthesize_into(&frame, &self.depth01, &self.opts.synth, &mut self.pair)?;
+        let t3 = Instant::now();
+        let mut out = match self.free_out.try_recv() {
+            Ok(f) => f,
+            Err(_) if self.out_allocated < PIPELINE_DEPTH + 2 => {
+                self.out_allocated += 1;
+                RgbFrame::new(self.out_size.0, self.out_size.1)
+            }
+            Err(_) => self
+                .free_out
+                .recv()
+                .map_err(|_| StereoError::Runtime("the encode thread stopped".into()))?,
+        };
+        compose_into(&self.pair, self.opts.format, &mut out)?;
+        out.index = frame.index;
+        let t4 = Instant::now();
+        self.stages.normalize += t2 - t1;
+        self.stages.synth += t3 - t2;
+        self.stages.compose += t4 - t3;
+        // The decode thread may have finished; then the buffer is not needed.
+        let _ = self.free_in.try_send(frame);
+        if self.composed.send(out).is_err() {
+            return Ok(false);
+        }
+        self.frames += 1;
+        (self.progress)(ConvertProgress {
+            frames_done: self.frames,
+            frames_total: self.source.frame_count,
+            elapsed: self.started.elapsed(),
+        });
+        Ok(true)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn process_loop(
     model: &mut dyn DepthModel,
     opts: &ConvertOptions,
     source: &FrameSource,
-    (ow, oh): (u32, u32),
+    out_size: (u32, u32),
     decoded: Receiver<Result<RgbFrame>>,
     free_in: SyncSender<RgbFrame>,
     composed: SyncSender<RgbFrame>,
@@ -303,66 +394,74 @@ fn process_loop(
     started: Instant,
 ) -> Result<Processed> {
     let (w, h) = (source.width, source.height);
-    let mut normalizer = match opts.initial_range {
+    let mut p = Processor {
+        model,
+        opts,
+        source,
+        out_size,
+        free_in,
+        composed,
+        free_out,
+        progress,
+        cancel,
+        started,
+        depth01: DepthMap::new(w, h),
+        pair: StereoPair::new(w, h),
+        stages: StageTimes::default(),
+        frames: 0,
+        out_allocated: 0,
+    };
+
+    // Seeding (see `crate::stabilize`, segment boundaries): without a given range, the
+    // normaliser starts from the median range of the first `seed_frames` frames, so that
+    // independently converted segments meet without a depth jump. Those frames are copied (their
+    // decode buffers go back at once) and their depth is kept, so nothing is estimated twice.
+    let mut lead: Vec<(RgbFrame, DepthMap)> = Vec::new();
+    let seed_frames = if opts.initial_range.is_some() {
+        0
+    } else {
+        opts.normalizer.seed_frames
+    };
+    while lead.len() < seed_frames {
+        let Ok(frame) = decoded.recv() else { break };
+        let frame = frame?;
+        p.check_cancel()?;
+        let raw = p.estimate(&frame)?;
+        let _ = p.free_in.try_send(frame.clone());
+        lead.push((frame, raw));
+    }
+    let seed = opts
+        .initial_range
+        .or_else(|| seed_state(lead.iter().map(|(f, d)| (f, d)), &opts.normalizer));
+    let mut normalizer = match seed {
         Some(state) => DepthNormalizer::with_state(opts.normalizer, state),
         None => DepthNormalizer::new(opts.normalizer),
     };
-    let mut depth01 = DepthMap::new(w, h);
-    let mut pair = StereoPair::new(w, h);
-    let mut stages = StageTimes::default();
-    let mut frames = 0u64;
-    let mut out_allocated = 0;
+    for (frame, raw) in lead {
+        p.check_cancel()?;
+        if !p.finish_frame(&mut normalizer, frame, &raw)? {
+            return Ok((
+                p.frames,
+                p.stages,
+                normalizer.scene_cuts(),
+                normalizer.state(),
+            ));
+        }
+    }
     while let Ok(frame) = decoded.recv() {
         let frame = frame?;
-        if cancel.load(Ordering::Relaxed) {
-            return Err(StereoError::Cancelled);
-        }
-        let t = Instant::now();
-        let raw = model.estimate(&frame)?;
-        if (raw.width, raw.height) != (w, h) {
-            return Err(StereoError::Runtime(format!(
-                "depth model {} returned {}x{} for a {w}x{h} frame",
-                model.name(),
-                raw.width,
-                raw.height
-            )));
-        }
-        let t1 = Instant::now();
-        normalizer.normalize_into(&frame, &raw, &mut depth01);
-        let t2 = Instant::now();
-        synthesize_into(&frame, &depth01, &opts.synth, &mut pair)?;
-        let t3 = Instant::now();
-        let mut out = match free_out.try_recv() {
-            Ok(f) => f,
-            Err(_) if out_allocated < PIPELINE_DEPTH + 2 => {
-                out_allocated += 1;
-                RgbFrame::new(ow, oh)
-            }
-            Err(_) => free_out
-                .recv()
-                .map_err(|_| StereoError::Runtime("the encode thread stopped".into()))?,
-        };
-        compose_into(&pair, opts.format, &mut out)?;
-        out.index = frame.index;
-        let t4 = Instant::now();
-        stages.depth += t1 - t;
-        stages.normalize += t2 - t1;
-        stages.synth += t3 - t2;
-        stages.compose += t4 - t3;
-        // The decode thread may have finished; then the buffer is not needed.
-        let _ = free_in.try_send(frame);
-        if composed.send(out).is_err() {
-            // The writer failed; its error is reported when the thread is joined.
+        p.check_cancel()?;
+        let raw = p.estimate(&frame)?;
+        if !p.finish_frame(&mut normalizer, frame, &raw)? {
             break;
         }
-        frames += 1;
-        progress(ConvertProgress {
-            frames_done: frames,
-            frames_total: source.frame_count,
-            elapsed: started.elapsed(),
-        });
     }
-    Ok((frames, stages, normalizer.scene_cuts(), normalizer.state()))
+    Ok((
+        p.frames,
+        p.stages,
+        normalizer.scene_cuts(),
+        normalizer.state(),
+    ))
 }
 
 /// [`convert_video`] plus the source's first audio track: the result at `output` has the
