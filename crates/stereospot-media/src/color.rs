@@ -657,19 +657,41 @@ impl<T: Copy + Default> Planes<T> {
     }
 }
 
-/// Splits an RGB24 row into `planes`, repeating its last pixel into their padding; `bytes` is
-/// scratch as long as the planes.
+/// Four `u16` lanes of a word into a slice of four.
 #[inline(always)]
-fn split_row(rgb: &[u8], bytes: &mut Planes<u8>, planes: &mut Planes<u16>) {
+fn store_lanes(d: &mut [u16], x: u64) {
+    let b = x.to_le_bytes();
+    for (i, d) in d.iter_mut().enumerate() {
+        *d = u16::from_le_bytes([b[2 * i], b[2 * i + 1]]);
+    }
+}
+
+/// Splits an RGB24 row into `planes`, repeating its last pixel into their padding; `bytes` is
+/// scratch as long as the planes. With `PAIRS`, also the sums of horizontal pixel pairs into
+/// `pairs` (half as long).
+#[inline(always)]
+fn split_row<const PAIRS: bool>(
+    rgb: &[u8],
+    bytes: &mut Planes<u8>,
+    planes: &mut Planes<u16>,
+    pairs: &mut Planes<u16>,
+) {
+    const LOW_BYTES: u64 = 0x00FF_00FF_00FF_00FF;
     let w = rgb.len() / 3;
     let (r, g, b) = (&mut bytes.r[..], &mut bytes.g[..], &mut bytes.b[..]);
+    let (pr, pg, pb) = (&mut pairs.r[..], &mut pairs.g[..], &mut pairs.b[..]);
     // Eight pixels at a time as three little-endian words.
     let mut blocks = 0;
-    for (((p, r), g), b) in rgb
+    for ((((p, r), g), b), ((pr, pg), pb)) in rgb
         .chunks_exact(24)
         .zip(r.chunks_exact_mut(8))
         .zip(g.chunks_exact_mut(8))
         .zip(b.chunks_exact_mut(8))
+        .zip(
+            pr.chunks_exact_mut(4)
+                .zip(pg.chunks_exact_mut(4))
+                .zip(pb.chunks_exact_mut(4)),
+        )
     {
         let word = |i: usize| {
             let mut a = [0u8; 8];
@@ -677,9 +699,14 @@ fn split_row(rgb: &[u8], bytes: &mut Planes<u8>, planes: &mut Planes<u16>) {
             u64::from_le_bytes(a)
         };
         let words = [word(0), word(1), word(2)];
-        r.copy_from_slice(&gather3(words, 0).to_le_bytes());
-        g.copy_from_slice(&gather3(words, 1).to_le_bytes());
-        b.copy_from_slice(&gather3(words, 2).to_le_bytes());
+        for (c, (dst, pairs)) in [(r, pr), (g, pg), (b, pb)].into_iter().enumerate() {
+            let x = gather3(words, c);
+            dst.copy_from_slice(&x.to_le_bytes());
+            if PAIRS {
+                // Even plus odd bytes: four 16-bit pair sums in one addition.
+                store_lanes(pairs, (x & LOW_BYTES) + ((x >> 8) & LOW_BYTES));
+            }
+        }
         blocks += 1;
     }
     let done = blocks * 8;
@@ -688,10 +715,10 @@ fn split_row(rgb: &[u8], bytes: &mut Planes<u8>, planes: &mut Planes<u16>) {
         g[done + i] = p[1];
         b[done + i] = p[2];
     }
-    for (bytes, plane) in [
-        (&mut bytes.r, &mut planes.r),
-        (&mut bytes.g, &mut planes.g),
-        (&mut bytes.b, &mut planes.b),
+    for (bytes, plane, pairs) in [
+        (&mut bytes.r, &mut planes.r, &mut pairs.r),
+        (&mut bytes.g, &mut planes.g, &mut pairs.g),
+        (&mut bytes.b, &mut planes.b, &mut pairs.b),
     ] {
         if w > 0 && w < bytes.len() {
             let last = bytes[w - 1];
@@ -699,6 +726,14 @@ fn split_row(rgb: &[u8], bytes: &mut Planes<u8>, planes: &mut Planes<u16>) {
         }
         for (d, &s) in plane.iter_mut().zip(bytes.iter()) {
             *d = s.into();
+        }
+        if PAIRS {
+            for (d, s) in pairs[done / 2..]
+                .iter_mut()
+                .zip(bytes[done..].chunks_exact(2))
+            {
+                *d = u16::from(s[0]) + u16::from(s[1]);
+            }
         }
     }
 }
@@ -713,22 +748,16 @@ fn encode_luma<const M: u8, const R: u8>(p: &Planes<u16>, y: &mut [u8]) {
     }
 }
 
-/// Sums of the 2x2 blocks of two rows: vertical sums first (contiguous), then pairs.
+/// `a + b`, plane by plane.
 #[inline(always)]
-fn block_sums(a: &Planes<u16>, b: &Planes<u16>, vertical: &mut Planes<u16>, out: &mut Planes<u16>) {
-    for ((d, o), (a, b)) in [
-        (&mut vertical.r, &mut out.r),
-        (&mut vertical.g, &mut out.g),
-        (&mut vertical.b, &mut out.b),
-    ]
-    .into_iter()
-    .zip([(&a.r, &b.r), (&a.g, &b.g), (&a.b, &b.b)])
-    {
+fn add_planes(a: &Planes<u16>, b: &Planes<u16>, out: &mut Planes<u16>) {
+    for (d, (a, b)) in [
+        (&mut out.r, (&a.r, &b.r)),
+        (&mut out.g, (&a.g, &b.g)),
+        (&mut out.b, (&a.b, &b.b)),
+    ] {
         for ((d, &a), &b) in d.iter_mut().zip(a).zip(b) {
             *d = a + b;
-        }
-        for (o, d) in o.iter_mut().zip(d.chunks_exact(2)) {
-            *o = d[0] + d[1];
         }
     }
 }
@@ -767,9 +796,9 @@ pub(crate) fn rgb_to_yuv(
 #[derive(Debug)]
 struct EncodeScratch {
     bytes: Planes<u8>,
-    row0: Planes<u16>,
-    row1: Planes<u16>,
-    vertical: Planes<u16>,
+    row: Planes<u16>,
+    pairs0: Planes<u16>,
+    pairs1: Planes<u16>,
     sums: Planes<u16>,
 }
 
@@ -796,32 +825,34 @@ fn rgb_to_yuv_k<const M: u8, const R: u8>(
         .for_each_init(
             || EncodeScratch {
                 bytes: Planes::new(padded),
-                row0: Planes::new(padded),
-                row1: Planes::new(padded),
-                vertical: Planes::new(padded),
+                row: Planes::new(padded),
+                pairs0: Planes::new(cw),
+                pairs1: Planes::new(cw),
                 sums: Planes::new(cw),
             },
             |t, ((src, ys), (us, vs))| {
                 let (r0, r1) = src.split_at(w * 3);
                 let (y0, y1) = ys.split_at_mut(w);
-                split_row(r0, &mut t.bytes, &mut t.row0);
-                encode_luma::<M, R>(&t.row0, y0);
                 match s {
                     ChromaSubsampling::Yuv420 => {
+                        split_row::<true>(r0, &mut t.bytes, &mut t.row, &mut t.pairs0);
+                        encode_luma::<M, R>(&t.row, y0);
                         if r1.is_empty() {
                             // A last odd row pairs with itself.
-                            block_sums(&t.row0, &t.row0, &mut t.vertical, &mut t.sums);
+                            add_planes(&t.pairs0, &t.pairs0, &mut t.sums);
                         } else {
-                            split_row(r1, &mut t.bytes, &mut t.row1);
-                            encode_luma::<M, R>(&t.row1, y1);
-                            block_sums(&t.row0, &t.row1, &mut t.vertical, &mut t.sums);
+                            split_row::<true>(r1, &mut t.bytes, &mut t.row, &mut t.pairs1);
+                            encode_luma::<M, R>(&t.row, y1);
+                            add_planes(&t.pairs0, &t.pairs1, &mut t.sums);
                         }
                     }
                     ChromaSubsampling::Yuv444 => {
+                        split_row::<false>(r0, &mut t.bytes, &mut t.row, &mut t.pairs0);
+                        encode_luma::<M, R>(&t.row, y0);
                         for (d, s) in [
-                            (&mut t.sums.r, &t.row0.r),
-                            (&mut t.sums.g, &t.row0.g),
-                            (&mut t.sums.b, &t.row0.b),
+                            (&mut t.sums.r, &t.row.r),
+                            (&mut t.sums.g, &t.row.g),
+                            (&mut t.sums.b, &t.row.b),
                         ] {
                             for (d, &s) in d.iter_mut().zip(s) {
                                 *d = s << 2;
@@ -996,7 +1027,16 @@ mod tests {
 
     #[test]
     fn odd_sizes_repeat_the_last_row_and_column() {
-        for (w, h) in [(1, 1), (3, 5), (17, 2), (2, 17), (33, 31)] {
+        for (w, h) in [
+            (1, 1),
+            (3, 5),
+            (17, 2),
+            (2, 17),
+            (33, 31),
+            (22, 6),
+            (12, 4),
+            (8, 3),
+        ] {
             for s in [ChromaSubsampling::Yuv420, ChromaSubsampling::Yuv444] {
                 check_encoding(YuvMatrix::Bt709, YuvRange::Limited, s, w, h);
             }
