@@ -127,7 +127,7 @@ pub struct FrameSource {
     /// Whether HDR input is being tone-mapped to SDR.
     pub tone_mapped: Option<Hdr>,
     /// What ffmpeg delivers and [`YuvFrame`]s carry: always 4:2:0; the matrix and range are the
-    /// source's (BT.709 limited after tone mapping), see [`reader_format`].
+    /// source's (BT.709 limited after tone mapping), see the crate docs on colour.
     pub yuv: YuvFormat,
     /// The ffmpeg filter chain applied (for logs).
     pub filters: String,

@@ -913,12 +913,7 @@ async fn plain_ffmpeg_encodes_read_back_in_their_colours() {
             Some((w, h)) => (w.parse().expect("w"), h.parse().expect("h")),
             None => unreachable!(),
         };
-        let bar = w / PURE.len() as u32;
-        let mut bars = RgbFrame::new(w, h);
-        for (i, p) in bars.data.chunks_exact_mut(3).enumerate() {
-            let x = i as u32 % w;
-            p.copy_from_slice(&PURE[((x / bar) as usize).min(PURE.len() - 1)].1);
-        }
+        let (bars, bar) = pure_bars(w, h);
         let raw = env.path("bars.rgb");
         std::fs::write(&raw, &bars.data).expect("write");
         let out = env.path("plain.mp4");
@@ -950,17 +945,79 @@ async fn plain_ffmpeg_encodes_read_back_in_their_colours() {
         let what = format!("{size} {matrix} {range} tagged={tagged}");
         assert_eq!(n, 1, "{what}");
         assert_eq!(source.yuv.range.tag(), range, "{what}");
-        for (i, (colour, want, _)) in PURE.iter().enumerate() {
-            // The middle of each bar, on the middle row.
-            let x = bar * i as u32 + bar / 2;
-            let at = ((h / 2 * w + x) * 3) as usize;
-            let got = &rgb[at..at + 3];
-            let d = got.iter().zip(want).map(|(a, b)| a.abs_diff(*b)).max();
-            assert!(d <= Some(2), "{what} {colour}: read {got:?}, want {want:?}");
-        }
+        assert_bars(&what, &rgb, w, h, bar);
         std::fs::remove_file(&out).expect("rm");
         std::fs::remove_file(&raw).expect("rm");
     }
+    env.assert_clean();
+}
+
+/// Six vertical bars of the pure colours, and the width of one bar.
+fn pure_bars(w: u32, h: u32) -> (RgbFrame, u32) {
+    let bar = w / PURE.len() as u32;
+    let mut bars = RgbFrame::new(w, h);
+    for (i, p) in bars.data.chunks_exact_mut(3).enumerate() {
+        let x = i as u32 % w;
+        p.copy_from_slice(&PURE[((x / bar) as usize).min(PURE.len() - 1)].1);
+    }
+    (bars, bar)
+}
+
+/// The middle of each bar, on the middle row, is its colour within two levels.
+fn assert_bars(what: &str, rgb: &[u8], w: u32, h: u32, bar: u32) {
+    for (i, (colour, want, _)) in PURE.iter().enumerate() {
+        let x = bar * i as u32 + bar / 2;
+        let at = ((h / 2 * w + x) * 3) as usize;
+        let got = &rgb[at..at + 3];
+        let d = got.iter().zip(want).map(|(a, b)| a.abs_diff(*b)).max();
+        assert!(d <= Some(2), "{what} {colour}: read {got:?}, want {want:?}");
+    }
+}
+
+#[tokio::test]
+async fn rgb_sources_are_read_in_their_colours() {
+    // Lossless RGB H.264 (libx264rgb, decoded as gbrp): ffmpeg converts to BT.709 limited 4:2:0,
+    // which the reader knows.
+    let env = Env::new();
+    let (w, h) = (384u32, 96u32);
+    let (bars, bar) = pure_bars(w, h);
+    let raw = env.path("bars.rgb");
+    std::fs::write(&raw, &bars.data).expect("write");
+    let out = env.path("rgb.mkv");
+    env.ffmpeg(&[
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        &format!("{w}x{h}"),
+        "-i",
+        raw.to_str().expect("utf-8"),
+        "-c:v",
+        "libx264rgb",
+        "-preset",
+        "ultrafast",
+        "-qp",
+        "0",
+        out.to_str().expect("utf-8"),
+    ]);
+    let (rgb, source, n) = read_all(&env, &out, ReadOptions::default()).await;
+    assert_eq!(n, 1);
+    assert_eq!(
+        source
+            .info
+            .video
+            .as_ref()
+            .and_then(|v| v.pix_fmt.as_deref()),
+        Some("gbrp")
+    );
+    assert_eq!(source.yuv, YuvFormat::bt709(ChromaSubsampling::Yuv420));
+    assert!(
+        source.filters.contains("out_color_matrix=bt709"),
+        "{}",
+        source.filters
+    );
+    assert_bars("libx264rgb", &rgb, w, h, bar);
     env.assert_clean();
 }
 
