@@ -6,21 +6,27 @@
 //!    probe and packet scan included; validation's decode check timed separately);
 //! 2. frame reader + writer throughput (a reader thread feeding a writer thread through a
 //!    bounded channel, as the stereo engine does) against a plain `ffmpeg` decode + encode with the
-//!    same encoder settings.
+//!    same encoder settings: through the RGB API (YUV to RGB and back in Rust), and passing the
+//!    planar YUV frames through untouched; the three alternate within each run, so machine noise
+//!    hits them alike, and the per-run ratios are printed besides the medians;
+//! 3. the Rust colour conversions alone on a 1080p frame (all threads, and one thread: the CPU
+//!    time they take from the encoder).
 //!
 //! Run: `cargo bench -p stereospot-media --bench media` (release profile). The 720p input is
 //! `shared/data/video/cockatoo_yuv420.mp4`; the 1080p one is generated from it by upscaling.
 //! Environment: `BENCH_PRESET` (x264 preset, default `medium`, the writer's default),
 //! `BENCH_CRF` (default 18), `BENCH_RUNS` (repetitions, median reported, default 3),
-//! `BENCH_TARGET_SECS` (segment target, default 5: the inputs are 14 s long).
+//! `BENCH_TARGET_SECS` (segment target, default 5: the inputs are 14 s long), `BENCH_ONLY=frames`
+//! (frame I/O and conversions only, skipping chunk and join).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stereospot_media::{
-    ChunkMethod, ChunkOptions, DecodeCheck, EncodeOptions, FrameReader, FrameWriter, JoinOptions,
-    Media, MediaConfig, ReadOptions, RgbFrame, ValidateOptions,
+    ChromaSubsampling, ChunkMethod, ChunkOptions, DecodeCheck, EncodeOptions, FrameReader,
+    FrameWriter, JoinOptions, Media, MediaConfig, ReadOptions, RgbFrame, ValidateOptions,
+    YuvFormat, YuvFrame,
 };
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -41,6 +47,13 @@ fn ffmpeg(args: &[&str]) {
         "ffmpeg {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The 1, 5 and 15 minute load averages (Linux), to tell a quiet machine from a busy one.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -146,18 +159,37 @@ impl Bench {
         })
     }
 
-    /// Reader thread -> bounded channel -> writer thread. Returns (seconds, frames).
+    /// Reader thread -> bounded channel -> writer thread, RGB frames (what the stereo engine
+    /// uses). Returns (seconds, frames).
     fn reader_writer(&self, src: &Path) -> (f64, u64) {
+        self.pipeline(src, |r| r.read_frame(), |w, f: &RgbFrame| w.write_frame(f))
+    }
+
+    /// The same with planar YUV frames passed through (no colour conversion anywhere).
+    fn reader_writer_yuv(&self, src: &Path) -> (f64, u64) {
+        self.pipeline(
+            src,
+            |r| r.read_yuv_frame(),
+            |w, f: &YuvFrame| w.write_yuv(f),
+        )
+    }
+
+    fn pipeline<F: Send + 'static>(
+        &self,
+        src: &Path,
+        read: impl Fn(&mut FrameReader) -> stereospot_media::Result<Option<F>> + Send + 'static,
+        write: impl Fn(&mut FrameWriter, &F) -> stereospot_media::Result<()>,
+    ) -> (f64, u64) {
         let out = self.work.join("frames.mp4");
         let t = Instant::now();
-        let (tx, rx) = std::sync::mpsc::sync_channel::<RgbFrame>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<F>(4);
         let media = self.media.clone();
         let src = src.to_path_buf();
-        let reader = FrameReader::open(&media, &src, &ReadOptions::default()).expect("reader");
+        let mut reader = FrameReader::open(&media, &src, &ReadOptions::default()).expect("reader");
         let source = reader.source().clone();
         let read_thread = std::thread::spawn(move || {
-            for f in reader {
-                if tx.send(f.expect("frame")).is_err() {
+            while let Some(f) = read(&mut reader).expect("frame") {
+                if tx.send(f).is_err() {
                     break;
                 }
             }
@@ -176,12 +208,63 @@ impl Bench {
         )
         .expect("writer");
         for f in rx {
-            writer.write_frame(&f).expect("write");
+            write(&mut writer, &f).expect("write");
         }
         let written = writer.finish().expect("finish");
         read_thread.join().expect("reader thread");
         (t.elapsed().as_secs_f64(), written.frames)
     }
+}
+
+/// Milliseconds per call of `f`, median of `n`.
+fn per_call_ms(n: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
+/// The Rust conversions on one 1080p frame of real video (the upscaled cockatoo's first frame).
+fn conversions(media: &Media, hd: &Path) {
+    let mut reader = FrameReader::open(media, hd, &ReadOptions::default()).expect("reader");
+    let yuv = reader.read_yuv_frame().expect("read").expect("a frame");
+    drop(reader);
+    let px = f64::from(yuv.width * yuv.height);
+    let mut rgb = RgbFrame::new(0, 0);
+    let mut back = YuvFrame::new(0, 0, YuvFormat::bt709(ChromaSubsampling::Yuv420));
+    let mut back444 = YuvFrame::new(0, 0, YuvFormat::bt709(ChromaSubsampling::Yuv444));
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let threads = rayon::current_num_threads();
+    println!(
+        "conversions ({}x{}, {:?}): ms per frame with {threads} threads / 1 thread (ns per pixel)",
+        yuv.width, yuv.height, yuv.format.matrix
+    );
+    let line = |name: &str, f: &mut (dyn FnMut() + Send)| {
+        let all = per_call_ms(30, &mut *f);
+        let single = one.install(|| per_call_ms(30, &mut *f));
+        println!(
+            "  {name:<28} {all:6.2} ms / {single:6.2} ms ({:.2} ns/px)",
+            single * 1e6 / px
+        );
+    };
+    line("yuv420p -> rgb24 (reader)", &mut || {
+        yuv.to_rgb_into(&mut rgb).expect("to rgb")
+    });
+    line("rgb24 -> yuv420p (writer)", &mut || {
+        back.set_from_rgb(&rgb).expect("from rgb")
+    });
+    line("rgb24 -> yuv444p (writer)", &mut || {
+        back444.set_from_rgb(&rgb).expect("from rgb")
+    });
 }
 
 fn main() {
@@ -243,15 +326,18 @@ fn main() {
         long.to_str().expect("utf-8"),
     ]);
 
+    let frames_only = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "frames");
     println!(
-        "stereospot-media bench: x264 preset {}, crf {}, segment target {:?}, median of {} runs, {} CPUs",
+        "stereospot-media bench: x264 preset {}, crf {}, segment target {:?}, median of {} runs, {} CPUs, load average {}",
         bench.preset,
         bench.crf,
         bench.target,
         bench.runs,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
     );
-    {
+    conversions(&bench.media, &hd);
+    if !frames_only {
         let mut remux = Vec::new();
         let mut auto = Vec::new();
         let mut auto_method = (ChunkMethod::Auto, 0);
@@ -281,23 +367,57 @@ fn main() {
         let mut reenc = Vec::new();
         let mut plain = Vec::new();
         let mut ours = Vec::new();
+        let mut ours_yuv = Vec::new();
         let mut auto_method = (ChunkMethod::Auto, 0);
         let mut frames = 0;
         // Interleave baseline and candidate so machine noise hits both alike.
-        for _ in 0..bench.runs {
-            remux.push(bench.remux(src));
-            validate.push(bench.validate(src));
-            let (c, j, m, n) = bench.chunk_join(src, ChunkMethod::Auto);
-            auto.push((c, j));
-            auto_method = (m, n);
-            let (c, j, _, _) = bench.chunk_join(src, ChunkMethod::Copy);
-            copy.push((c, j));
-            let (c, j, _, _) = bench.chunk_join(src, ChunkMethod::Reencode);
-            reenc.push((c, j));
-            plain.push(bench.plain_transcode(src));
+        for run in 0..bench.runs {
+            if !frames_only {
+                remux.push(bench.remux(src));
+                validate.push(bench.validate(src));
+                let (c, j, m, n) = bench.chunk_join(src, ChunkMethod::Auto);
+                auto.push((c, j));
+                auto_method = (m, n);
+                let (c, j, _, _) = bench.chunk_join(src, ChunkMethod::Copy);
+                copy.push((c, j));
+                let (c, j, _, _) = bench.chunk_join(src, ChunkMethod::Reencode);
+                reenc.push((c, j));
+            }
+            // Alternate who goes first, too.
+            if run % 2 == 0 {
+                plain.push(bench.plain_transcode(src));
+            }
             let (s, f) = bench.reader_writer(src);
             ours.push(s);
             frames = f;
+            let (s, f) = bench.reader_writer_yuv(src);
+            assert_eq!(f, frames);
+            ours_yuv.push(s);
+            if run % 2 == 1 {
+                plain.push(bench.plain_transcode(src));
+            }
+        }
+        println!("{label}: {} ({frames} frames)", src.display());
+        let ratios = |v: &[f64]| {
+            v.iter()
+                .zip(&plain)
+                .map(|(o, p)| format!("{:.2}", p / o))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let plain_s = median(plain.clone());
+        for (name, v) in [("RGB", &ours), ("YUV passthrough", &ours_yuv)] {
+            let s = median(v.clone());
+            println!(
+                "  {label:>5} frame I/O ({name}): reader+writer {:6.1} fps ({s:6.2}s) vs plain ffmpeg decode+encode {:6.1} fps ({plain_s:6.2}s): ratio {:.2} (per run: {})",
+                frames as f64 / s,
+                frames as f64 / plain_s,
+                plain_s / s,
+                ratios(v)
+            );
+        }
+        if frames_only {
+            continue;
         }
         let remux_s = median(remux);
         let report = |name: &str, v: &[(f64, f64)]| {
@@ -309,7 +429,6 @@ fn main() {
                 (chunk + join) / remux_s
             );
         };
-        println!("{label}: {} ({frames} frames)", src.display());
         println!(
             "  {label:>5} validate (probe, packet scan, 10 s decode check): {:6.3}s (not included below)",
             median(validate)
@@ -320,15 +439,8 @@ fn main() {
         );
         report("chunk+join copy", &copy);
         report("chunk+join re-encode", &reenc);
-        let plain_s = median(plain);
-        let ours_s = median(ours);
-        println!(
-            "  {label:>5} frame I/O: reader+writer {:6.1} fps ({ours_s:6.2}s) vs plain ffmpeg decode+encode {:6.1} fps ({plain_s:6.2}s): ratio {:.2}",
-            frames as f64 / ours_s,
-            frames as f64 / plain_s,
-            plain_s / ours_s
-        );
     }
+    println!("load average at the end: {}", load_average());
     let left = std::fs::read_dir(temp_root.path())
         .map(|d| d.count())
         .unwrap_or(0);

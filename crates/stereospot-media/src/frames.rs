@@ -1,8 +1,10 @@
-//! Frame I/O: decode any input ffmpeg can read to upright RGB24 frames over a pipe, and encode
-//! RGB24 frames to H.264 MP4.
+//! Frame I/O: decode any input ffmpeg can read to upright RGB24 (or planar YUV) frames over a
+//! pipe, and encode RGB24 (or YUV) frames to H.264 MP4.
 //!
 //! Both directions stream through one pipe each, so memory stays at a few frames whatever the
-//! video's length. The core is async ([`AsyncFrameReader`], [`AsyncFrameWriter`], on
+//! video's length. The pipes carry planar YUV (`yuv420p`, or `yuv444p` into a 4:4:4 writer),
+//! half the bytes of RGB24; the colour conversion happens in Rust ([`crate::color`]), so the
+//! matrix, range and chroma interpolation are ours to choose rather than ffmpeg's defaults. The core is async ([`AsyncFrameReader`], [`AsyncFrameWriter`], on
 //! `tokio::process`); [`FrameReader`] and [`FrameWriter`] are blocking adaptors (each owns a
 //! small current-thread runtime) for CPU-heavy consumers running on plain threads, rayon or
 //! `spawn_blocking`. Do not call the blocking adaptors from inside an async task.
@@ -21,6 +23,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::color::{ChromaSubsampling, YuvFormat, YuvFrame, YuvMatrix, YuvRange};
 use crate::config::{Media, file_url};
 use crate::error::{MediaError, Result, Tool};
 use crate::probe::{Hdr, MediaInfo, Rational, VideoStream};
@@ -123,23 +126,76 @@ pub struct FrameSource {
     pub frame_count: Option<u64>,
     /// Whether HDR input is being tone-mapped to SDR.
     pub tone_mapped: Option<Hdr>,
+    /// What ffmpeg delivers and [`YuvFrame`]s carry: always 4:2:0; the matrix and range are the
+    /// source's (BT.709 limited after tone mapping), see the crate docs on colour.
+    pub yuv: YuvFormat,
     /// The ffmpeg filter chain applied (for logs).
     pub filters: String,
     /// The probe of the input.
     pub info: MediaInfo,
 }
 
-/// The filter chain and output size for reading `video` upright, even-sized, as RGB24.
+/// Whether ffmpeg calls the pixel format an RGB (or palette) one rather than YUV or grey.
+fn is_rgb_pix_fmt(pix_fmt: &str) -> bool {
+    [
+        "rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr", "rgba", "bgra", "x2rgb", "x2bgr",
+        "pal8", "monow", "monob",
+    ]
+    .iter()
+    .any(|p| pix_fmt.starts_with(p))
+}
+
+/// The matrix and range of the YUV frames the reader gets from ffmpeg, and whether ffmpeg has
+/// to be told to produce them (`scale` options before the final `format=yuv420p`).
+///
+/// - Tone-mapped HDR: BT.709, limited (the tone-mapping chain writes exactly that).
+/// - YUV (and grey) sources: the source's own matrix and range, kept as they are: the
+///   `color_space` tag (`bt709`; `bt470bg`, `smpte170m`: BT.601; `bt2020nc`), and for untagged
+///   streams what players assume, BT.709 from 720 lines up and BT.601 below; the `color_range`
+///   tag, `yuvj*` formats being full range, untagged streams limited. Every conversion ffmpeg
+///   makes on the way (bit depth, 4:2:2 to 4:2:0, scaling) is told that range in and out, so
+///   none of them converts it (ffmpeg 5.1 silently converts full to limited range when it
+///   converts a `yuvj420p` picture, and tags the result wrongly).
+/// - RGB sources (`gbrp` H.264, PNG, palette formats): converted to BT.709 limited by ffmpeg.
+pub(crate) fn reader_format(video: &VideoStream, tone_map: bool) -> (YuvFormat, Option<String>) {
+    let yuv420 = |matrix, range| YuvFormat {
+        subsampling: ChromaSubsampling::Yuv420,
+        matrix,
+        range,
+    };
+    if tone_map {
+        return (yuv420(YuvMatrix::Bt709, YuvRange::Limited), None);
+    }
+    let pix_fmt = video.pix_fmt.as_deref();
+    if pix_fmt.is_some_and(is_rgb_pix_fmt) {
+        return (
+            yuv420(YuvMatrix::Bt709, YuvRange::Limited),
+            Some("out_color_matrix=bt709:out_range=tv".into()),
+        );
+    }
+    let matrix = YuvMatrix::from_tag(video.color.space.as_deref(), video.height);
+    let range = YuvRange::from_tag(video.color.range.as_deref(), pix_fmt);
+    let r = range.tag();
+    (
+        yuv420(matrix, range),
+        Some(format!("in_range={r}:out_range={r}")),
+    )
+}
+
+/// The filter chain and output size for reading `video` upright, even-sized, as planar YUV
+/// 4:2:0 in the [`reader_format`].
 pub(crate) fn reader_filters(
     video: &VideoStream,
     resize: Option<Resize>,
     tone_map: bool,
 ) -> Result<(String, u32, u32)> {
+    let (_, convert) = reader_format(video, tone_map);
     let mut chain: Vec<String> = Vec::new();
     if tone_map {
-        // Linearise, tone-map to BT.709 (Hable), then to 8-bit planar RGB.
+        // Linearise, tone-map to BT.709 (Hable), then to 8-bit 4:2:0 BT.709 limited range, the
+        // chroma sited at the centre of each 2x2 block as the Rust conversion expects.
         chain.push(
-            "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=gbrp"
+            "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv:c=center,format=yuv420p"
                 .into(),
         );
     }
@@ -196,25 +252,36 @@ pub(crate) fn reader_filters(
             "frames of {dw}x{dh} are too small"
         )));
     }
+    let already_420 = tone_map || video.pix_fmt.as_deref() == Some("yuv420p");
     if needs_scale {
-        chain.push(format!("scale={ew}:{eh}:flags=bicubic"));
-    } else if (ew, eh) != (dw, dh) {
-        // Odd size: drop the last column/row rather than resample the whole picture.
-        chain.push(format!("crop={ew}:{eh}:0:0"));
+        let mut f = format!("scale={ew}:{eh}:flags=bicubic");
+        if let Some(c) = &convert {
+            f = format!("{f}:{c}");
+        }
+        chain.push(f);
+    } else {
+        if (ew, eh) != (dw, dh) {
+            // Odd size: drop the last column/row rather than resample the whole picture.
+            chain.push(format!("crop={ew}:{eh}:0:0"));
+        }
+        if let Some(c) = convert.filter(|_| !already_420) {
+            chain.push(format!("scale={c}"));
+        }
     }
-    chain.push("format=rgb24".into());
+    chain.push("format=yuv420p".into());
     Ok((chain.join(","), ew, eh))
 }
 
-/// Streams RGB24 frames out of any input ffmpeg can read (async core; see [`FrameReader`] for
-/// the blocking adaptor).
+/// Streams RGB24 (or planar YUV) frames out of any input ffmpeg can read (async core; see
+/// [`FrameReader`] for the blocking adaptor).
 #[derive(Debug)]
 pub struct AsyncFrameReader {
     child: Child,
     stdout: Option<ChildStdout>,
     stderr: Option<JoinHandle<StderrTail>>,
     source: FrameSource,
-    frame_len: usize,
+    /// The YUV frame behind the next RGB frame.
+    scratch: YuvFrame,
     next_index: u64,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
@@ -251,6 +318,7 @@ impl AsyncFrameReader {
             None => None,
         };
         let (filters, width, height) = reader_filters(&video, opts.resize, tone_mapped.is_some())?;
+        let (yuv, _) = reader_format(&video, tone_mapped.is_some());
         let frame_rate = video
             .output_frame_rate()
             .map(Rational::reduced)
@@ -265,14 +333,17 @@ impl AsyncFrameReader {
         inv.args(["-map", &format!("0:{}", video.index)]);
         inv.args(["-an", "-sn", "-dn", "-fps_mode", "passthrough"]);
         inv.args(["-vf", &filters]);
-        inv.args(["-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]);
+        inv.args(["-pix_fmt", "yuv420p", "-f", "rawvideo", "pipe:1"]);
         let mut child = inv.spawn(false, true)?;
         let stderr = child.stderr.take().map(drain_stderr);
         let stdout = child.stdout.take();
         if let Some(out) = &stdout {
             widen_pipe(out);
         }
-        tracing::debug!(path = %path.display(), width, height, %filters, "frame reader started");
+        tracing::debug!(
+            path = %path.display(), width, height, %filters, matrix = ?yuv.matrix, range = ?yuv.range,
+            "frame reader started"
+        );
         Ok(AsyncFrameReader {
             child,
             stdout,
@@ -283,10 +354,11 @@ impl AsyncFrameReader {
                 frame_rate,
                 frame_count: video.frame_count,
                 tone_mapped,
+                yuv,
                 filters,
                 info,
             },
-            frame_len: frame_len(width, height),
+            scratch: YuvFrame::new(width, height, yuv),
             next_index: 0,
             deadline: opts.timeout.map(|t| Instant::now() + t),
             timeout: opts.timeout,
@@ -306,18 +378,46 @@ impl AsyncFrameReader {
 
     /// Reads the next frame into `frame` (reusing its buffer). Returns `false` at the end of the
     /// stream, after checking that ffmpeg exited cleanly.
+    ///
+    /// The YUV to RGB conversion is CPU work (about a millisecond per 1080p frame, spread over
+    /// rayon's threads); inside a multi-threaded tokio runtime it runs in `block_in_place`.
     pub async fn read_into(&mut self, frame: &mut RgbFrame) -> Result<bool> {
+        let mut yuv = std::mem::take(&mut self.scratch);
+        let res = match self.read_yuv_into(&mut yuv).await {
+            Ok(true) => cpu_bound(|| yuv.to_rgb_into(frame)).map(|()| true),
+            other => other,
+        };
+        self.scratch = yuv;
+        res
+    }
+
+    /// Reads the next frame into a new buffer.
+    pub async fn read_frame(&mut self) -> Result<Option<RgbFrame>> {
+        let mut frame = RgbFrame::new(0, 0);
+        Ok(self.read_into(&mut frame).await?.then_some(frame))
+    }
+
+    /// Reads the next frame as ffmpeg delivers it, planar YUV 4:2:0 in
+    /// [`FrameSource::yuv`]'s matrix and range, into `frame` (reusing its buffers): no colour
+    /// conversion at all, for consumers that work on luma or pass frames through. Returns
+    /// `false` at the end of the stream, after checking that ffmpeg exited cleanly.
+    pub async fn read_yuv_into(&mut self, frame: &mut YuvFrame) -> Result<bool> {
         if self.finished {
             return Ok(false);
         }
         frame.width = self.source.width;
         frame.height = self.source.height;
-        frame.data.resize(self.frame_len, 0);
+        frame.format = self.source.yuv;
+        frame.resize();
+        let frame_len = frame.y.len() + frame.u.len() + frame.v.len();
         let deadline = self.deadline;
         let Some(stdout) = self.stdout.as_mut() else {
             return Ok(false);
         };
-        let read = read_full(stdout, &mut frame.data);
+        let read = read_planes(
+            stdout,
+            [&mut frame.y[..], &mut frame.u[..], &mut frame.v[..]],
+        );
         let got = match deadline {
             Some(d) => match tokio::time::timeout_at(d, read).await {
                 Ok(r) => r,
@@ -326,7 +426,7 @@ impl AsyncFrameReader {
             None => read.await,
         }
         .map_err(|e| MediaError::io("reading frames from ffmpeg", e))?;
-        if got == self.frame_len {
+        if got == frame_len {
             frame.index = self.next_index;
             self.next_index += 1;
             return Ok(true);
@@ -336,22 +436,17 @@ impl AsyncFrameReader {
         self.finish_process().await?;
         if got != 0 {
             return Err(MediaError::Internal(format!(
-                "ffmpeg ended in the middle of frame {} ({got} of {} bytes)",
-                self.next_index, self.frame_len
+                "ffmpeg ended in the middle of frame {} ({got} of {frame_len} bytes)",
+                self.next_index
             )));
         }
         Ok(false)
     }
 
-    /// Reads the next frame into a new buffer.
-    pub async fn read_frame(&mut self) -> Result<Option<RgbFrame>> {
-        let mut frame = RgbFrame {
-            width: 0,
-            height: 0,
-            index: 0,
-            data: Vec::new(),
-        };
-        Ok(self.read_into(&mut frame).await?.then_some(frame))
+    /// Reads the next frame as planar YUV into a new buffer.
+    pub async fn read_yuv_frame(&mut self) -> Result<Option<YuvFrame>> {
+        let mut frame = YuvFrame::default();
+        Ok(self.read_yuv_into(&mut frame).await?.then_some(frame))
     }
 
     /// Stops early: kills ffmpeg and reaps it.
@@ -431,6 +526,32 @@ fn widen_pipe(fd: &impl std::os::fd::AsFd) {
 #[cfg(not(target_os = "linux"))]
 fn widen_pipe<T>(_: &T) {}
 
+/// Runs CPU-bound work from async code: in `block_in_place` on a multi-threaded runtime (other
+/// tasks move off this worker meanwhile), directly on a current-thread one (the blocking
+/// adaptors' own runtimes, where nothing else is waiting).
+fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Fills the planes one after the other until they are full or the stream ends; returns the
+/// bytes read.
+async fn read_planes(r: &mut ChildStdout, planes: [&mut [u8]; 3]) -> std::io::Result<usize> {
+    let mut total = 0;
+    for p in planes {
+        let n = read_full(r, p).await?;
+        total += n;
+        if n < p.len() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
 async fn read_full(r: &mut ChildStdout, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
@@ -457,9 +578,14 @@ pub enum OutputPixelFormat {
 
 impl OutputPixelFormat {
     fn name(self) -> &'static str {
+        self.subsampling().pix_fmt()
+    }
+
+    /// The chroma subsampling it stands for.
+    pub fn subsampling(self) -> ChromaSubsampling {
         match self {
-            OutputPixelFormat::Yuv420p => "yuv420p",
-            OutputPixelFormat::Yuv444p => "yuv444p",
+            OutputPixelFormat::Yuv420p => ChromaSubsampling::Yuv420,
+            OutputPixelFormat::Yuv444p => ChromaSubsampling::Yuv444,
         }
     }
 }
@@ -531,9 +657,14 @@ pub struct WrittenVideo {
     pub duration: Duration,
 }
 
-/// Encodes RGB24 frames to an H.264 MP4 (`+faststart`). The file appears at its path only when
-/// [`AsyncFrameWriter::finish`] succeeds; until then ffmpeg writes a hidden partial file beside
-/// it, removed if the writer is dropped or fails.
+/// Encodes RGB24 (or planar YUV) frames to an H.264 MP4 (`+faststart`). The file appears at
+/// its path only when [`AsyncFrameWriter::finish`] succeeds; until then ffmpeg writes a hidden
+/// partial file beside it, removed if the writer is dropped or fails.
+///
+/// RGB24 frames are converted in Rust to the output's planar YUV (BT.709, limited range, 4:2:0
+/// chroma the average of each 2x2 block, correctly rounded), which is what goes down the pipe
+/// and into x264 unchanged; the stream is tagged BT.709 (matrix, primaries, transfer), limited
+/// range, and for 4:2:0 centre-sited chroma.
 #[derive(Debug)]
 pub struct AsyncFrameWriter {
     child: Child,
@@ -543,6 +674,10 @@ pub struct AsyncFrameWriter {
     path: PathBuf,
     width: u32,
     height: u32,
+    /// What goes down the pipe.
+    format: YuvFormat,
+    /// The converted frame (RGB writes).
+    scratch: YuvFrame,
     frame_rate: Rational,
     frames: u64,
     deadline: Option<Instant>,
@@ -587,22 +722,19 @@ impl AsyncFrameWriter {
             None => PathBuf::from(&partial_name),
         };
 
+        let format = YuvFormat::bt709(opts.pix_fmt.subsampling());
+        let pix_fmt = opts.pix_fmt.name();
         let mut inv = media.ffmpeg(opts.timeout.unwrap_or(Duration::MAX));
-        inv.args(["-f", "rawvideo", "-pix_fmt", "rgb24"]);
+        inv.args(["-f", "rawvideo", "-pix_fmt", pix_fmt]);
         inv.args(["-s", &format!("{width}x{height}")]);
         inv.args(["-framerate", &frame_rate.to_string()]);
         inv.args(["-i", "pipe:0"]);
         inv.args(["-map", "0:v", "-fps_mode", "passthrough"]);
-        // RGB to YUV with the BT.709 matrix, and say so in the stream, so players do not guess.
-        inv.args([
-            "-vf",
-            &format!(
-                "scale=out_color_matrix=bt709:out_range=tv,format={}",
-                opts.pix_fmt.name()
-            ),
-        ]);
+        // The frames arrive in the output's format: no filter, no conversion in ffmpeg.
+        inv.args(["-pix_fmt", pix_fmt]);
         inv.args(["-c:v", "libx264", "-preset", &opts.preset]);
         inv.args(["-crf", &opts.crf.to_string()]);
+        // Say what the samples are, so players do not guess.
         inv.args([
             "-color_primaries",
             "bt709",
@@ -613,6 +745,9 @@ impl AsyncFrameWriter {
             "-color_range",
             "tv",
         ]);
+        if format.subsampling == ChromaSubsampling::Yuv420 {
+            inv.args(["-chroma_sample_location", "center"]);
+        }
         inv.args(["-movflags", "+faststart", "-f", "mp4"]);
         inv.arg(file_url(&partial)?);
         let mut child = inv.spawn(true, false)?;
@@ -629,6 +764,8 @@ impl AsyncFrameWriter {
             path: path.to_path_buf(),
             width,
             height,
+            format,
+            scratch: YuvFrame::new(width, height, format),
             frame_rate,
             frames: 0,
             deadline: opts.timeout.map(|t| Instant::now() + t),
@@ -641,7 +778,17 @@ impl AsyncFrameWriter {
         self.frames
     }
 
+    /// What the writer encodes: BT.709, limited range, 4:2:0 or 4:4:4 as
+    /// [`EncodeOptions::pix_fmt`] says. [`AsyncFrameWriter::write_yuv`] takes frames in this
+    /// format only.
+    pub fn format(&self) -> YuvFormat {
+        self.format
+    }
+
     /// Writes one frame (`width * height * 3` bytes of RGB24).
+    ///
+    /// The RGB to YUV conversion is CPU work (about a millisecond per 1080p frame, spread over
+    /// rayon's threads); inside a multi-threaded tokio runtime it runs in `block_in_place`.
     pub async fn write(&mut self, rgb: &[u8]) -> Result<()> {
         let expected = frame_len(self.width, self.height);
         if rgb.len() != expected {
@@ -653,10 +800,57 @@ impl AsyncFrameWriter {
                 self.height
             )));
         }
+        if self.stdin.is_none() {
+            return Err(MediaError::InvalidArgument("the writer is closed".into()));
+        }
+        let mut yuv = std::mem::take(&mut self.scratch);
+        let (w, h) = (self.width as usize, self.height as usize);
+        cpu_bound(|| {
+            crate::color::rgb_to_yuv(
+                yuv.format.matrix,
+                yuv.format.range,
+                yuv.format.subsampling,
+                (w, h),
+                rgb,
+                (&mut yuv.y, &mut yuv.u, &mut yuv.v),
+            )
+        });
+        let res = self.send([&yuv.y, &yuv.u, &yuv.v]).await;
+        self.scratch = yuv;
+        res
+    }
+
+    /// Writes one frame of planar YUV as it is. It must be in the writer's
+    /// [`format`](AsyncFrameWriter::format) (a frame read from a BT.601 or full-range source is
+    /// not: convert it through RGB, [`YuvFrame::to_rgb`]) and size.
+    pub async fn write_yuv(&mut self, frame: &YuvFrame) -> Result<()> {
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(MediaError::InvalidArgument(format!(
+                "frame is {}x{}, the writer was opened for {}x{}",
+                frame.width, frame.height, self.width, self.height
+            )));
+        }
+        if frame.format != self.format {
+            return Err(MediaError::InvalidArgument(format!(
+                "frame is {:?}, the writer encodes {:?}",
+                frame.format, self.format
+            )));
+        }
+        frame.check()?;
+        self.send([&frame.y, &frame.u, &frame.v]).await
+    }
+
+    /// Sends one frame's planes down the pipe.
+    async fn send(&mut self, planes: [&[u8]; 3]) -> Result<()> {
         let Some(stdin) = self.stdin.as_mut() else {
             return Err(MediaError::InvalidArgument("the writer is closed".into()));
         };
-        let write = stdin.write_all(rgb);
+        let write = async {
+            for p in planes {
+                stdin.write_all(p).await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
         let res = match self.deadline {
             Some(d) => match tokio::time::timeout_at(d, write).await {
                 Ok(r) => r,
@@ -833,6 +1027,23 @@ impl FrameReader {
         };
         self.rt.block_on(inner.read_frame())
     }
+
+    /// Reads the next frame as planar YUV into `frame`; `false` at the end. See
+    /// [`AsyncFrameReader::read_yuv_into`].
+    pub fn read_yuv_into(&mut self, frame: &mut YuvFrame) -> Result<bool> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(false);
+        };
+        self.rt.block_on(inner.read_yuv_into(frame))
+    }
+
+    /// Reads the next frame as planar YUV.
+    pub fn read_yuv_frame(&mut self) -> Result<Option<YuvFrame>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(None);
+        };
+        self.rt.block_on(inner.read_yuv_frame())
+    }
 }
 
 impl Iterator for FrameReader {
@@ -900,6 +1111,22 @@ impl FrameWriter {
         rt.block_on(inner.write_frame(frame))
     }
 
+    /// Writes one frame of planar YUV in the writer's format; see
+    /// [`AsyncFrameWriter::write_yuv`].
+    pub fn write_yuv(&mut self, frame: &YuvFrame) -> Result<()> {
+        let rt = &self.rt;
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| MediaError::InvalidArgument("the writer is closed".into()))?;
+        rt.block_on(inner.write_yuv(frame))
+    }
+
+    /// What the writer encodes (BT.709, limited range, 4:2:0 or 4:4:4).
+    pub fn format(&self) -> Option<YuvFormat> {
+        self.inner.as_ref().map(AsyncFrameWriter::format)
+    }
+
     /// Frames written so far.
     pub fn frames_written(&self) -> u64 {
         self.inner
@@ -955,9 +1182,64 @@ mod tests {
     }
 
     #[test]
-    fn plain_input_only_converts_to_rgb() {
+    fn plain_yuv420p_input_passes_through_ffmpeg_unconverted() {
         let (f, w, h) = reader_filters(&video(1280, 720), None, false).expect("ok");
-        assert_eq!((f.as_str(), w, h), ("format=rgb24", 1280, 720));
+        assert_eq!((f.as_str(), w, h), ("format=yuv420p", 1280, 720));
+    }
+
+    #[test]
+    fn other_formats_are_converted_keeping_their_range() {
+        let mut v = video(640, 480);
+        v.pix_fmt = Some("yuvj420p".into());
+        v.color.range = Some("pc".into());
+        let (f, _, _) = reader_filters(&v, None, false).expect("ok");
+        assert_eq!(f, "scale=in_range=pc:out_range=pc,format=yuv420p");
+        v.pix_fmt = Some("yuv422p10le".into());
+        v.color.range = None;
+        let (f, _, _) = reader_filters(&v, None, false).expect("ok");
+        assert_eq!(f, "scale=in_range=tv:out_range=tv,format=yuv420p");
+        let fit = Some(Resize::Fit {
+            max_width: 320,
+            max_height: 320,
+        });
+        let (f, _, _) = reader_filters(&v, fit, false).expect("ok");
+        assert_eq!(
+            f,
+            "scale=320:240:flags=bicubic:in_range=tv:out_range=tv,format=yuv420p"
+        );
+        v.pix_fmt = Some("gbrp".into());
+        let (f, _, _) = reader_filters(&v, None, false).expect("ok");
+        assert_eq!(
+            f,
+            "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+        );
+    }
+
+    #[test]
+    fn the_yuv_format_follows_the_tags_and_players_defaults() {
+        let fmt = |v: &VideoStream, tone_map| reader_format(v, tone_map).0;
+        let (m601, m709) = (YuvMatrix::Bt601, YuvMatrix::Bt709);
+        let (tv, pc) = (YuvRange::Limited, YuvRange::Full);
+        // Untagged: BT.709 from 720 lines up, BT.601 below; limited range.
+        let hd = fmt(&video(1280, 720), false);
+        assert_eq!((hd.matrix, hd.range), (m709, tv));
+        let sd = fmt(&video(640, 480), false);
+        assert_eq!((sd.matrix, sd.range), (m601, tv));
+        let mut v = video(1920, 1080);
+        v.color.space = Some("smpte170m".into());
+        v.color.range = Some("pc".into());
+        let f = fmt(&v, false);
+        assert_eq!((f.matrix, f.range), (m601, pc));
+        v.color.space = Some("bt2020nc".into());
+        assert_eq!(fmt(&v, false).matrix, YuvMatrix::Bt2020);
+        // Tone mapping writes BT.709 limited whatever came in.
+        let f = fmt(&v, true);
+        assert_eq!((f.matrix, f.range), (m709, tv));
+        // JPEG-style formats are full range even untagged.
+        let mut j = video(640, 480);
+        j.pix_fmt = Some("yuvj420p".into());
+        assert_eq!(fmt(&j, false).range, pc);
+        assert_eq!(fmt(&j, false).subsampling, ChromaSubsampling::Yuv420);
     }
 
     #[test]
@@ -965,7 +1247,7 @@ mod tests {
         let (f, w, h) = reader_filters(&video(853, 481), None, false).expect("ok");
         assert_eq!(
             (f.as_str(), w, h),
-            ("crop=852:480:0:0,format=rgb24", 852, 480)
+            ("crop=852:480:0:0,format=yuv420p", 852, 480)
         );
     }
 
@@ -976,11 +1258,11 @@ mod tests {
         let (f, w, h) = reader_filters(&v, None, false).expect("ok");
         assert_eq!(
             (f.as_str(), w, h),
-            ("transpose=clock,format=rgb24", 360, 640)
+            ("transpose=clock,format=yuv420p", 360, 640)
         );
         v.rotation = Rotation::R180;
         let (f, w, h) = reader_filters(&v, None, false).expect("ok");
-        assert_eq!((f.as_str(), w, h), ("hflip,vflip,format=rgb24", 640, 360));
+        assert_eq!((f.as_str(), w, h), ("hflip,vflip,format=yuv420p", 640, 360));
     }
 
     #[test]
@@ -1001,7 +1283,7 @@ mod tests {
         let (_, w, h) = reader_filters(&video(1920, 1080), fit, false).expect("ok");
         assert_eq!((w, h), (640, 360));
         let (f, w, h) = reader_filters(&video(320, 240), fit, false).expect("ok");
-        assert_eq!((f.as_str(), w, h), ("format=rgb24", 320, 240));
+        assert_eq!((f.as_str(), w, h), ("format=yuv420p", 320, 240));
         let exact = Some(Resize::Exact {
             width: 518,
             height: 518,
@@ -1026,7 +1308,12 @@ mod tests {
         let (f, _, _) = reader_filters(&video(1920, 1080), None, true).expect("ok");
         assert!(f.starts_with("zscale=t=linear"), "{f}");
         assert!(f.contains("tonemap=tonemap=hable"), "{f}");
-        assert!(f.ends_with("format=rgb24"), "{f}");
+        // Straight to BT.709 limited 4:2:0 with centre-sited chroma, before any other filter
+        // could ask for another format.
+        assert!(
+            f.contains("zscale=t=bt709:m=bt709:r=tv:c=center,format=yuv420p"),
+            "{f}"
+        );
     }
 
     #[test]

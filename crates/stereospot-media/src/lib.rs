@@ -190,6 +190,7 @@
 //! and `-fps_mode` needs ffmpeg 5.1 or later.
 
 mod chunk;
+pub mod color;
 mod config;
 mod error;
 mod frames;
@@ -202,6 +203,7 @@ mod sniff;
 mod validate;
 
 pub use chunk::{ChunkMethod, ChunkOptions, Chunked, ReencodeSettings, SegmentInfo};
+pub use color::{ChromaSubsampling, YuvFormat, YuvFrame, YuvMatrix, YuvRange};
 pub use config::{DEFAULT_DEMUXERS, Limits, Media, MediaConfig, Timeouts};
 pub use error::{MediaError, Result, Tool};
 pub use frames::{

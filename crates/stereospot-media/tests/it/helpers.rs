@@ -296,6 +296,107 @@ pub fn ffmpeg_rgb_frames(path: &Path, extra_vf: Option<&str>) -> Vec<u8> {
     out.stdout
 }
 
+/// RGB frames converted by ffmpeg's scaler at its most accurate (`accurate_rnd`,
+/// `full_chroma_int`: every pixel's chroma interpolated, bicubic), from the YUV matrix and range
+/// given (ffmpeg 5.1 itself would assume BT.601 for untagged streams): the oracle the reader's
+/// Rust conversion is compared with. `extra_vf` runs first (it may end in a YUV format).
+pub fn ffmpeg_rgb_reference(
+    path: &Path,
+    extra_vf: Option<&str>,
+    format: stereospot_media::YuvFormat,
+) -> Vec<u8> {
+    let convert = format!(
+        "scale=in_color_matrix={}:in_range={}:flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24",
+        format.matrix.scale_name(),
+        format.range.tag()
+    );
+    let vf = match extra_vf {
+        Some(f) => format!("{f},{convert}"),
+        None => convert,
+    };
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-vf",
+            &vf,
+            "-f",
+            "rawvideo",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Raw frames in `pix_fmt` decoded by plain ffmpeg (autorotation on), after `extra_vf`.
+pub fn ffmpeg_raw_frames(path: &Path, extra_vf: Option<&str>, pix_fmt: &str) -> Vec<u8> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough"]);
+    if let Some(f) = extra_vf {
+        cmd.args(["-vf", f]);
+    }
+    let out = cmd
+        .args(["-pix_fmt", pix_fmt, "-f", "rawvideo", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// How far apart two byte buffers of the same size are: mean and largest absolute difference,
+/// and the share of samples more than two levels apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Diff {
+    pub mean: f64,
+    pub max: u8,
+    pub over2: f64,
+}
+
+impl std::fmt::Display for Diff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mean abs error {:.3}, max {}, {:.3}% of samples off by more than 2",
+            self.mean,
+            self.max,
+            self.over2 * 100.0
+        )
+    }
+}
+
+pub fn diff(a: &[u8], b: &[u8]) -> Diff {
+    assert_eq!(a.len(), b.len(), "sizes differ");
+    let (mut sum, mut max, mut over2) = (0u64, 0u8, 0usize);
+    for (x, y) in a.iter().zip(b) {
+        let d = x.abs_diff(*y);
+        sum += u64::from(d);
+        max = max.max(d);
+        over2 += usize::from(d > 2);
+    }
+    let n = a.len().max(1) as f64;
+    Diff {
+        mean: sum as f64 / n,
+        max,
+        over2: over2 as f64 / n,
+    }
+}
+
 /// PSNR of two RGB24 buffers of the same size.
 pub fn psnr_rgb(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
