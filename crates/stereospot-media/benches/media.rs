@@ -61,6 +61,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// CPU seconds (user + system) used so far by this process and by the children it has waited
+/// for (`/proc/self/stat`, Linux; clock ticks taken as the usual 100 per second; 0 elsewhere).
+/// Less sensitive than wall time to other work on the machine: it measures what a pipeline
+/// costs, not how much of the CPU it managed to get.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    // Fields from the third on (state first): utime, stime, cutime, cstime are 14 to 17.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f.get(11..15).map_or(0.0, |t| {
+        t.iter().filter_map(|v| v.parse::<f64>().ok()).sum::<f64>() / 100.0
+    })
+}
+
+/// Wall and CPU seconds of `f`.
+fn timed_cpu(f: impl FnOnce()) -> (f64, f64) {
+    let cpu = cpu_seconds();
+    let wall = timed(f);
+    (wall, cpu_seconds() - cpu)
+}
+
 fn timed(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
@@ -136,9 +161,10 @@ impl Bench {
         })
     }
 
-    fn plain_transcode(&self, src: &Path) -> f64 {
+    /// Plain ffmpeg decode + encode: (wall seconds, CPU seconds).
+    fn plain_transcode(&self, src: &Path) -> (f64, f64) {
         let out = self.work.join("plain.mp4");
-        timed(|| {
+        timed_cpu(|| {
             ffmpeg(&[
                 "-i",
                 src.to_str().expect("utf-8"),
@@ -160,13 +186,13 @@ impl Bench {
     }
 
     /// Reader thread -> bounded channel -> writer thread, RGB frames (what the stereo engine
-    /// uses). Returns (seconds, frames).
-    fn reader_writer(&self, src: &Path) -> (f64, u64) {
+    /// uses). Returns (wall seconds, CPU seconds, frames).
+    fn reader_writer(&self, src: &Path) -> (f64, f64, u64) {
         self.pipeline(src, |r| r.read_frame(), |w, f: &RgbFrame| w.write_frame(f))
     }
 
     /// The same with planar YUV frames passed through (no colour conversion anywhere).
-    fn reader_writer_yuv(&self, src: &Path) -> (f64, u64) {
+    fn reader_writer_yuv(&self, src: &Path) -> (f64, f64, u64) {
         self.pipeline(
             src,
             |r| r.read_yuv_frame(),
@@ -179,8 +205,9 @@ impl Bench {
         src: &Path,
         read: impl Fn(&mut FrameReader) -> stereospot_media::Result<Option<F>> + Send + 'static,
         write: impl Fn(&mut FrameWriter, &F) -> stereospot_media::Result<()>,
-    ) -> (f64, u64) {
+    ) -> (f64, f64, u64) {
         let out = self.work.join("frames.mp4");
+        let cpu = cpu_seconds();
         let t = Instant::now();
         let (tx, rx) = std::sync::mpsc::sync_channel::<F>(4);
         let media = self.media.clone();
@@ -212,7 +239,11 @@ impl Bench {
         }
         let written = writer.finish().expect("finish");
         read_thread.join().expect("reader thread");
-        (t.elapsed().as_secs_f64(), written.frames)
+        (
+            t.elapsed().as_secs_f64(),
+            cpu_seconds() - cpu,
+            written.frames,
+        )
     }
 }
 
@@ -368,6 +399,7 @@ fn main() {
         let mut plain = Vec::new();
         let mut ours = Vec::new();
         let mut ours_yuv = Vec::new();
+        let (mut plain_cpu, mut ours_cpu, mut ours_yuv_cpu) = (Vec::new(), Vec::new(), Vec::new());
         let mut auto_method = (ChunkMethod::Auto, 0);
         let mut frames = 0;
         // Interleave baseline and candidate so machine noise hits both alike.
@@ -384,17 +416,24 @@ fn main() {
                 reenc.push((c, j));
             }
             // Alternate who goes first, too.
+            let mut baseline = || {
+                let (s, c) = bench.plain_transcode(src);
+                plain.push(s);
+                plain_cpu.push(c);
+            };
             if run % 2 == 0 {
-                plain.push(bench.plain_transcode(src));
+                baseline();
             }
-            let (s, f) = bench.reader_writer(src);
+            let (s, c, f) = bench.reader_writer(src);
             ours.push(s);
+            ours_cpu.push(c);
             frames = f;
-            let (s, f) = bench.reader_writer_yuv(src);
+            let (s, c, f) = bench.reader_writer_yuv(src);
             assert_eq!(f, frames);
             ours_yuv.push(s);
+            ours_yuv_cpu.push(c);
             if run % 2 == 1 {
-                plain.push(bench.plain_transcode(src));
+                baseline();
             }
         }
         println!("{label}: {} ({frames} frames)", src.display());
@@ -406,14 +445,20 @@ fn main() {
                 .join(" ")
         };
         let plain_s = median(plain.clone());
-        for (name, v) in [("RGB", &ours), ("YUV passthrough", &ours_yuv)] {
+        let plain_c = median(plain_cpu.clone());
+        for (name, v, c) in [
+            ("RGB", &ours, &ours_cpu),
+            ("YUV passthrough", &ours_yuv, &ours_yuv_cpu),
+        ] {
             let s = median(v.clone());
+            let c = median(c.clone());
             println!(
-                "  {label:>5} frame I/O ({name}): reader+writer {:6.1} fps ({s:6.2}s) vs plain ffmpeg decode+encode {:6.1} fps ({plain_s:6.2}s): ratio {:.2} (per run: {})",
+                "  {label:>5} frame I/O ({name}): reader+writer {:6.1} fps ({s:6.2}s) vs plain ffmpeg decode+encode {:6.1} fps ({plain_s:6.2}s): ratio {:.2} (per run: {}); CPU {c:6.1}s vs {plain_c:6.1}s: ratio {:.2}",
                 frames as f64 / s,
                 frames as f64 / plain_s,
                 plain_s / s,
-                ratios(v)
+                ratios(v),
+                plain_c / c
             );
         }
         if frames_only {

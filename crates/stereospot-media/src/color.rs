@@ -217,6 +217,22 @@ impl YuvFrame {
         f
     }
 
+    /// A frame of zero samples (cheaper than [`YuvFrame::new`] for a buffer about to be
+    /// overwritten: the allocation comes zeroed).
+    pub(crate) fn zeroed(width: u32, height: u32, format: YuvFormat) -> YuvFrame {
+        let (w, h) = (width as usize, height as usize);
+        let (cw, ch) = format.subsampling.chroma_size(w, h);
+        YuvFrame {
+            width,
+            height,
+            index: 0,
+            format,
+            y: vec![0; w * h],
+            u: vec![0; cw * ch],
+            v: vec![0; cw * ch],
+        }
+    }
+
     /// Width and height of each chroma plane.
     pub fn chroma_size(&self) -> (u32, u32) {
         let (w, h) = self
@@ -276,17 +292,15 @@ impl YuvFrame {
 
     /// Converts to a new RGB24 frame.
     pub fn to_rgb(&self) -> Result<RgbFrame> {
-        let mut out = RgbFrame::new(0, 0);
+        self.check()?;
+        let mut out = RgbFrame::new(self.width, self.height);
         self.to_rgb_into(&mut out)?;
         Ok(out)
     }
 
     /// Converts an RGB24 frame (4:2:0 chroma is the average of each 2x2 block).
     pub fn from_rgb(frame: &RgbFrame, format: YuvFormat) -> Result<YuvFrame> {
-        let mut out = YuvFrame {
-            format,
-            ..YuvFrame::default()
-        };
+        let mut out = YuvFrame::zeroed(frame.width, frame.height, format);
         out.set_from_rgb(frame)?;
         Ok(out)
     }

@@ -393,7 +393,9 @@ impl AsyncFrameReader {
 
     /// Reads the next frame into a new buffer.
     pub async fn read_frame(&mut self) -> Result<Option<RgbFrame>> {
-        let mut frame = RgbFrame::new(0, 0);
+        // Allocated zeroed at its final size: a large zeroed allocation comes straight from the
+        // kernel's zero pages, where growing an empty vector would write every byte twice.
+        let mut frame = RgbFrame::new(self.source.width, self.source.height);
         Ok(self.read_into(&mut frame).await?.then_some(frame))
     }
 
@@ -445,7 +447,7 @@ impl AsyncFrameReader {
 
     /// Reads the next frame as planar YUV into a new buffer.
     pub async fn read_yuv_frame(&mut self) -> Result<Option<YuvFrame>> {
-        let mut frame = YuvFrame::default();
+        let mut frame = YuvFrame::zeroed(self.source.width, self.source.height, self.source.yuv);
         Ok(self.read_yuv_into(&mut frame).await?.then_some(frame))
     }
 
