@@ -89,26 +89,30 @@
 //!
 //! # Frames: orientation, size, 10-bit and HDR
 //!
-//! [`FrameReader`] (blocking) and [`AsyncFrameReader`] deliver RGB24 frames that are:
+//! [`FrameReader`] (blocking) and [`AsyncFrameReader`] deliver RGB24 frames ([`RgbFrame`], what
+//! the stereo engine works on), or the planar YUV they come from ([`YuvFrame`], `read_yuv_*`),
+//! that are:
 //!
 //! - **upright**: the display matrix (or a legacy `rotate` tag) is applied with explicit
 //!   `transpose`/`flip` filters, so the output size is known before the first frame;
 //! - **square-pixelled** (anamorphic input is scaled to its display aspect);
 //! - **even-sized**: an odd width or height loses its last column or row (853x481 gives
 //!   852x480) rather than being resampled, so every 4:2:0 encoder accepts the result;
-//! - **8-bit SDR**. Policy: 10-bit (and 12-bit) SDR is converted to 8 bits by ffmpeg's scaler,
-//!   exactly as `ffmpeg -vf format=rgb24` does. HDR (PQ/HDR10 or HLG transfer) is tone-mapped
-//!   to BT.709 SDR (zscale linearisation, Hable curve) instead of showing washed-out PQ code
-//!   values; an ffmpeg without zscale makes HDR input an `unsupported_pixel_format` error
-//!   rather than a silently wrong picture. Over 16 bits per component is refused.
+//! - **8-bit SDR**. Policy: 10-bit (and 12-bit) SDR, 4:2:2 and 4:4:4 are converted to 8-bit
+//!   4:2:0 by ffmpeg's scaler (`format=yuv420p`, range kept, see [Colour](#colour)). HDR
+//!   (PQ/HDR10 or HLG transfer) is tone-mapped to BT.709 SDR (zscale linearisation, Hable curve)
+//!   instead of showing washed-out PQ code values; an ffmpeg without zscale makes HDR input an
+//!   `unsupported_pixel_format` error rather than a silently wrong picture. Over 16 bits per
+//!   component is refused.
 //!
-//! [`FrameWriter`] encodes RGB24 to H.264 in MP4 (CRF, preset, `yuv420p` for playback
-//! everywhere or `yuv444p` for full colour resolution), tags BT.709, and writes `+faststart`
-//! so browsers can start playback before the download ends. Its output appears only when
-//! [`FrameWriter::finish`] succeeds. Both stream through one pipe (1 MiB pipes on Linux), so
-//! memory stays at a few frames whatever the video's length. The blocking types own a
-//! current-thread tokio runtime: use them from plain threads, rayon or `spawn_blocking`, never
-//! from inside an async task (the async types are for that).
+//! [`FrameWriter`] encodes RGB24 (or [`YuvFrame`]s in its format) to H.264 in MP4 (CRF,
+//! preset, `yuv420p` for playback everywhere or `yuv444p` for full colour resolution), tags
+//! BT.709, and writes `+faststart` so browsers can start playback before the download ends. Its
+//! output appears only when [`FrameWriter::finish`] succeeds. Both stream planar YUV through
+//! one pipe (1 MiB pipes on Linux), so memory stays at a few frames whatever the video's
+//! length. The blocking types own a current-thread tokio runtime: use them from plain threads,
+//! rayon or `spawn_blocking`, never from inside an async task (the async types are for that;
+//! they run the colour conversion in `block_in_place` on a multi-threaded runtime).
 //!
 //! **Timing (variable frame rate).** The reader passes every decoded frame through exactly
 //! once (`-fps_mode passthrough`): no duplicates, no drops, frame *n* of the reader is frame
@@ -120,6 +124,52 @@
 //! accumulates across segments, because every segment keeps its duration and the join places
 //! segments back to back. Chunking and joining themselves keep the source's timestamps
 //! exactly (tested on a 30/10 fps alternating input).
+//!
+//! # Colour
+//!
+//! The pipes carry planar YUV, not RGB: ffmpeg decodes (and rotates, crops, scales, tone-maps)
+//! into `yuv420p`, and the conversion to RGB24 happens in Rust ([`color`]); the writer converts
+//! RGB24 to `yuv420p` (or `yuv444p`) in Rust and x264 takes it unchanged. This halves the pipe
+//! traffic, takes ffmpeg's scaler (its slowest part here) out of both processes, and makes the
+//! colour decisions ours rather than ffmpeg's defaults:
+//!
+//! - **Matrix** ([`YuvMatrix`]), from the probe's `color_space`: `bt709`; `bt470bg`,
+//!   `smpte170m` (and `fcc`) as BT.601; `bt2020nc` as BT.2020. Untagged streams (most phone
+//!   and web video) get what players assume: BT.709 from 720 lines up, BT.601 below. ffmpeg's
+//!   own `format=rgb24` assumes BT.601 for everything untagged, so untagged HD reads slightly
+//!   differently than before this crate did its own conversion (greens and reds, a few levels),
+//!   and now as players show it. Tone-mapped HDR is BT.709 (the tone-mapping chain writes it);
+//!   RGB sources (`gbrp`, PNG, palette formats) are converted to BT.709 by ffmpeg.
+//! - **Range** ([`YuvRange`]), from `color_range` (`yuvj*` formats are full range; untagged is
+//!   limited). Decision: the source's range is *kept* and the Rust conversion uses
+//!   range-specific coefficients, rather than having ffmpeg normalise to limited range with
+//!   `scale=out_range=tv`: no extra scaler pass or re-quantisation for full-range sources, and
+//!   one behaviour across ffmpeg versions. Every scaler step is told `in_range=R:out_range=R`
+//!   explicitly, because ffmpeg 5.1 otherwise silently converts a `yuvj420p` picture to limited
+//!   range while still tagging it full. [`FrameSource::yuv`] and every [`YuvFrame`] say which
+//!   matrix and range their samples are in.
+//! - **Chroma**: 4:2:0 chroma is taken as centre-sited (what ffmpeg's scaler assumes, and what
+//!   the writer produces: each chroma sample is the average of its 2x2 block, tagged
+//!   `chroma_sample_location=center`) and upsampled bilinearly (9/16, 3/16, 3/16, 1/16 of the
+//!   four nearest samples), not replicated. H.264's nominal left siting is a quarter of a chroma
+//!   sample away; like ffmpeg 5.1, the reader does not shift for it.
+//! - **Precision**: fixed-point 16-bit kernels (5 to 8 fractional bits), correctly rounded
+//!   except within a few hundredths of a level of a rounding tie and never more than one level
+//!   off the floating-point formulas (tested exhaustively for all 2^24 YUV triples, every
+//!   matrix and range). Against ffmpeg's most accurate conversion (`accurate_rnd` +
+//!   `full_chroma_int`, bicubic) of the same YUV, the reader's RGB has a mean absolute error of
+//!   0.03-0.17 levels on the shared videos (worst pixel 11-25 levels, next to sharp chroma
+//!   edges, where bicubic and bilinear interpolation differ) and 0.3-0.8 on synthetic test
+//!   patterns with saturated one-pixel detail. A lossless RGB -> writer -> reader -> RGB round
+//!   trip errs by 0.31 levels on average on a smooth picture (at most 2; ffmpeg's own round
+//!   trip: 0.36) and by at most 1 level two pixels away from saturated colour edges (at the
+//!   edges 4:2:0 cannot hold the colour: mean 4.4 against ffmpeg's 3.9, fewer samples off by
+//!   more than two levels: 10.6 % against 12.5 %).
+//! - **Speed**: the kernels vectorise on baseline x86-64 (SSE2; no `unsafe`, no intrinsics) and
+//!   spread rows over rayon's threads. A 1080p frame takes about 1 ms each way with two
+//!   threads, 2 ms of CPU time (about 1 ns per pixel: YUV to RGB 0.96-0.99, RGB to 4:2:0
+//!   0.90-0.94, RGB to 4:4:4 1.24-1.36), against the roughly 145 ms of CPU time a plain ffmpeg
+//!   decode + x264 `medium` encode spends on it.
 //!
 //! # Chunking strategy, and the numbers behind it
 //!
@@ -161,14 +211,30 @@
 //! Validation's 10 s decode check adds 0.7 s (720p) to 1.5 s (1080p).
 //!
 //! Frame I/O (reader thread, bounded channel, writer thread; x264 `medium`, CRF 18, as the
-//! writer's defaults) runs at 0.83-0.91x the speed of a plain `ffmpeg` decode + encode with the
-//! same settings (720p: 22-24 fps against 25-27; 1080p: 9.2-10.1 fps against 11.0-11.1). The
-//! gap is the RGB round trip any RGB frame interface pays (YUV to RGB after decoding, RGB to
-//! YUV before encoding): two ffmpeg processes piped into each other, with no Rust in between,
-//! measure the same 0.83 at 1080p. Widening the pipes to 1 MiB brought this crate's own
-//! overhead to nothing measurable (it had halved reader throughput with 64 KiB pipes).
-//! ffmpeg's faster BGR24 path was tried and rejected: it leaves unaveraged chroma rows at slice
-//! boundaries (a test guards against it).
+//! writer's defaults) against a plain `ffmpeg` decode + encode with the same settings, the three
+//! pipelines alternating within each run; throughput ratio (plain time / ours), median of 3 and
+//! of 5 runs, per-run extremes in brackets, and the ratio of CPU seconds:
+//!
+//! | input | RGB API (what the stereo engine uses) | YUV passthrough | plain ffmpeg |
+//! |---|---|---|---|
+//! | 720p (cockatoo, 280 frames) | 30.4-30.5 fps: 0.91-0.95 (0.81-1.00), CPU 0.91-0.94 | 30.1-32.5 fps: 0.93-0.97, CPU 0.93-0.98 | 32.2-33.4 fps |
+//! | 1080p (upscaled cockatoo) | 13.2 fps: 0.95 (0.91-1.02), CPU 0.94 | 13.6 fps: 0.98, CPU 0.97 | 13.9 fps |
+//!
+//! (load averages between 0.7 and 6 during these runs; the 1080p row is from the quieter run.
+//! In runs with load 4 to 8 the 1080p throughput ratio ranged from 0.68 to 1.18 while the CPU
+//! ratio stayed within 0.87-0.95.)
+//!
+//! The ratio was 0.83-0.91 when the pipes carried RGB24 and ffmpeg's scaler converted in both
+//! processes. Passing YUV through untouched costs what two processes and two pipes cost (the
+//! YUV row: the extra ffprobe and ffmpeg start-ups, and each frame copied through two pipes);
+//! the Rust conversions add 1-3 % of CPU time on top. Wall-clock ratios on this
+//! machine swing by about 0.1 from run to run while other builds run (which also favours
+//! pipelines of more processes, as they get a larger share of a contended CPU), so the bench
+//! also reports CPU seconds (own and children's), which measure the cost independently of
+//! the share. Before that, widening the pipes to 1 MiB brought this crate's own overhead to
+//! nothing measurable (it had halved reader throughput with 64 KiB pipes). ffmpeg's faster
+//! BGR24 path was tried and rejected: it leaves unaveraged chroma rows at slice boundaries (a
+//! test guards against it; the Rust writer averages every 2x2 block).
 //!
 //! # Joining
 //!
