@@ -307,12 +307,18 @@ async fn all_loops_running_concurrently_complete_the_jobs() {
         .await;
     let start = std::time::Instant::now();
     // No signal exists for "job finished"; the status is polled.
+    // Completion is not the end of the queue traffic: storing `final.mp4` also notifies the
+    // segment-output queue (same prefix and suffix as the segments), and that message is skipped
+    // by a worker shortly after the job turned Completed. So the test also waits for the queues
+    // to drain before shutting the workers down.
     loop {
         let (ja, jb) = (env.job(a).await, env.job(b).await);
         if ja.status.is_terminal() && jb.status.is_terminal() {
             assert_status(&ja, JobStatus::Completed);
             assert_status(&jb, JobStatus::Completed);
-            break;
+            if env.queued().await == 0 {
+                break;
+            }
         }
         assert!(start.elapsed() < Duration::from_secs(120), "{ja:?} {jb:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
