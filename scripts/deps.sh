@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the external programs StereoSpot needs, only when missing (safe to run repeatedly).
-# Usage: scripts/deps.sh runtime|test (both install ffmpeg and ONNX Runtime into .tools/)
+# Usage: scripts/deps.sh runtime|test (both install ffmpeg, and ONNX Runtime and yt-dlp into .tools/)
 set -euo pipefail
 what="${1:-runtime}"
 cd "$(dirname "$0")/.."
@@ -56,6 +56,29 @@ os.replace(dest + ".part", dest)
 PY
 fi
 [ -L "$ort_dir/libonnxruntime.so" ] || ln -sf "libonnxruntime.so.$ort_version" "$ort_dir/libonnxruntime.so"
+
+# yt-dlp, the media worker's URL ingest downloader, pinned, in its own virtual environment in
+# .tools/yt-dlp/ (gitignored), where stereospot-media looks for it (YT_DLP_PATH overrides).
+# A venv rather than `pip install --user`: Debian's Python refuses user installs (PEP 668).
+ytdlp_version=2026.10.26
+ytdlp_dir=.tools/yt-dlp
+if [ "$("$ytdlp_dir/bin/yt-dlp" --version 2>/dev/null || true)" != "$ytdlp_version" ]; then
+  if ! command -v python3 >/dev/null; then
+    echo "installing: python3 python3-venv (for yt-dlp's virtual environment)" >&2
+    apt_install python3 python3-venv
+  fi
+  echo "installing: yt-dlp $ytdlp_version into $ytdlp_dir (from PyPI)" >&2
+  # Rebuilt from scratch: a half-made venv from an interrupted run fails the version check above
+  # and is replaced here. Debian ships venv (with ensurepip) separately: install it on failure.
+  rm -rf "$ytdlp_dir"
+  if ! python3 -m venv "$ytdlp_dir" >/dev/null 2>&1; then
+    echo "installing: python3-venv (for yt-dlp's virtual environment)" >&2
+    apt_install python3-venv
+    rm -rf "$ytdlp_dir"
+    python3 -m venv "$ytdlp_dir"
+  fi
+  "$ytdlp_dir/bin/python" -m pip install --quiet --disable-pip-version-check "yt-dlp==$ytdlp_version"
+fi
 
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install the Rust toolchain (https://rustup.rs)" >&2
