@@ -12,6 +12,8 @@ pub enum Tool {
     Ffmpeg,
     /// `ffprobe`
     Ffprobe,
+    /// `yt-dlp` (URL ingest)
+    YtDlp,
 }
 
 impl Tool {
@@ -20,6 +22,18 @@ impl Tool {
         match self {
             Tool::Ffmpeg => "ffmpeg",
             Tool::Ffprobe => "ffprobe",
+            Tool::YtDlp => "yt-dlp",
+        }
+    }
+
+    /// How to install the program, for error messages.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Tool::Ffmpeg | Tool::Ffprobe => "install it with apt-get install ffmpeg",
+            Tool::YtDlp => {
+                "install it with scripts/deps.sh runtime (pinned, into .tools/yt-dlp/), or set \
+                 YT_DLP_PATH to a yt-dlp program"
+            }
         }
     }
 }
@@ -135,7 +149,7 @@ pub enum MediaError {
     },
 
     /// The program could not be started because it is not installed.
-    #[error("{tool} not found on PATH: install it with apt-get install ffmpeg (looked for {})", .program.display())]
+    #[error("{tool} not found: {} (looked for {})", .tool.install_hint(), .program.display())]
     ToolMissing {
         /// The program.
         tool: Tool,
@@ -197,6 +211,9 @@ impl MediaError {
                 tool: Tool::Ffprobe,
                 ..
             } => "ffprobe_missing",
+            MediaError::ToolMissing {
+                tool: Tool::YtDlp, ..
+            } => "yt_dlp_missing",
             MediaError::ProcessFailed {
                 tool: Tool::Ffmpeg, ..
             } => "ffmpeg_failed",
@@ -204,6 +221,9 @@ impl MediaError {
                 tool: Tool::Ffprobe,
                 ..
             } => "ffprobe_failed",
+            MediaError::ProcessFailed {
+                tool: Tool::YtDlp, ..
+            } => "yt_dlp_failed",
             MediaError::Internal(_) => "internal",
             MediaError::InvalidArgument(_) => "invalid_argument",
             MediaError::Io { .. } => "io",
@@ -289,6 +309,10 @@ mod tests {
                 tool: Tool::Ffprobe,
                 program: "ffprobe".into(),
             },
+            MediaError::ToolMissing {
+                tool: Tool::YtDlp,
+                program: "yt-dlp".into(),
+            },
             MediaError::ProcessFailed {
                 tool: Tool::Ffmpeg,
                 status: "exit status: 1".into(),
@@ -296,6 +320,11 @@ mod tests {
             },
             MediaError::ProcessFailed {
                 tool: Tool::Ffprobe,
+                status: "exit status: 1".into(),
+                stderr_tail: "x".into(),
+            },
+            MediaError::ProcessFailed {
+                tool: Tool::YtDlp,
                 status: "exit status: 1".into(),
                 stderr_tail: "x".into(),
             },
@@ -346,7 +375,7 @@ mod tests {
                 program: "ffmpeg".into()
             }
             .to_string(),
-            "ffmpeg not found on PATH: install it with apt-get install ffmpeg (looked for ffmpeg)"
+            "ffmpeg not found: install it with apt-get install ffmpeg (looked for ffmpeg)"
         );
     }
 

@@ -46,7 +46,7 @@
 //! Every ffmpeg and ffprobe run gets an argument vector (never a shell string), `kill_on_drop`,
 //! and a time limit after which it is killed and [`MediaError::Timeout`] returned; limits scale
 //! with the media's duration ([`Timeouts`]). A missing program is
-//! [`MediaError::ToolMissing`] ("ffmpeg not found on PATH: install it with apt-get install
+//! [`MediaError::ToolMissing`] ("ffmpeg not found: install it with apt-get install
 //! ffmpeg"), a failed one carries the last lines of its stderr. Temporary directories are
 //! [`tempfile::TempDir`] guards under [`MediaConfig::temp_root`], removed on every path,
 //! including errors and timeouts (the tests assert the temp root is empty afterwards).
@@ -260,6 +260,7 @@ pub mod color;
 mod config;
 mod error;
 mod frames;
+pub mod ingest;
 mod join;
 mod mp4;
 mod packets;

@@ -80,13 +80,17 @@ where
     })
 }
 
-/// One invocation of ffmpeg or ffprobe.
+/// One invocation of ffmpeg, ffprobe or yt-dlp.
 #[derive(Debug, Clone)]
 pub(crate) struct Invocation {
     pub tool: Tool,
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub timeout: Duration,
+    /// When set, the child's whole environment (nothing is inherited).
+    pub env: Option<Vec<(OsString, OsString)>>,
+    /// The child's working directory (default: ours).
+    pub current_dir: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -96,6 +100,8 @@ impl Invocation {
             program: program.to_path_buf(),
             args: Vec::new(),
             timeout,
+            env: None,
+            current_dir: None,
         }
     }
 
@@ -137,6 +143,12 @@ impl Invocation {
             })
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(env) = &self.env {
+            cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        if let Some(dir) = &self.current_dir {
+            cmd.current_dir(dir);
+        }
         tracing::debug!(command = %self.display(), "spawning");
         cmd.spawn()
             .map_err(|e| spawn_error(self.tool, &self.program, e))
