@@ -1,5 +1,6 @@
-//! StereoSpot's media layer: the one crate that talks to ffmpeg and ffprobe. The stereo engine
-//! reads and writes frames through it; the media worker validates, chunks and joins with it.
+//! StereoSpot's media layer: the one crate that talks to ffmpeg, ffprobe and yt-dlp. The stereo
+//! engine reads and writes frames through it; the media worker ingests URLs, validates, chunks
+//! and joins with it.
 //!
 //! ```no_run
 //! # async fn demo() -> stereospot_media::Result<()> {
@@ -247,6 +248,20 @@
 //! MP4 sample descriptions in process); the frame count of the result is verified; the output is
 //! `+faststart` and appears only when complete. Audio the source had before its first video
 //! frame is not played (the output starts with the picture).
+//!
+//! # URL ingest
+//!
+//! [`ingest::download`] fetches a video page or file URL with yt-dlp (`scripts/deps.sh` installs
+//! a pinned version into `.tools/yt-dlp/`; `YT_DLP_PATH` overrides). The URL must be http(s)
+//! ([`ingest::check_url`], before any process starts), and yt-dlp's every connection goes
+//! through a [`ingest::FilterProxy`] started for that download: the proxy resolves each host
+//! itself, refuses loopback, private, shared, link-local (metadata), unique-local, multicast and
+//! reserved addresses in every spelling (IPv4-mapped and other IPv6 forms included; see
+//! [`ingest::address`]), and connects to the address it checked, so a redirect, a manifest or a
+//! fragment URL cannot lead anywhere the first URL could not. Formats are capped at
+//! `MAX_VIDEO_HEIGHT` (1080), downloads at a size and a duration limit; errors carry stable
+//! codes (`invalid_url`, `forbidden_address`, `video_unavailable`, `too_large`, ...). Details
+//! in the [`ingest`] module docs.
 //!
 //! # Portability
 //!

@@ -69,7 +69,7 @@ pub struct IngestOptions {
     pub yt_dlp: Option<PathBuf>,
     /// Highest video format chosen, in pixels (`MAX_VIDEO_HEIGHT`, default 1080).
     pub max_height: u32,
-    /// Largest download in bytes (`INGEST_MAX_FILE_SIZE_MB`, default 4096 MiB).
+    /// Largest download in bytes (`INGEST_MAX_FILE_SIZE_MB`, default 4000 MB).
     pub max_file_size: u64,
     /// Longest video (`INGEST_MAX_DURATION_SECONDS`, default 3 hours, the media layer's limit).
     pub max_duration: Duration,
@@ -84,7 +84,7 @@ impl Default for IngestOptions {
         Self {
             yt_dlp: None,
             max_height: 1080,
-            max_file_size: 4096 * 1024 * 1024,
+            max_file_size: 4_000_000_000,
             max_duration: Duration::from_secs(3 * 3600),
             timeout: Duration::from_secs(30 * 60),
             policy: AddressPolicy::strict(),
@@ -160,7 +160,7 @@ pub enum IngestError {
         max_height: u32,
     },
     /// The video is larger than the size limit.
-    #[error("the video is larger than the limit of {} MB", .max / 1_000_000)]
+    #[error("the video is larger than the limit of {}", fmt_size(*.max))]
     TooLarge {
         /// The size limit in bytes.
         max: u64,
@@ -222,6 +222,16 @@ impl IngestError {
 fn fmt_hms(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+fn fmt_size(bytes: u64) -> String {
+    if bytes >= 1_000_000 && bytes.is_multiple_of(100_000) {
+        format!("{} MB", bytes as f64 / 1e6)
+    } else if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// Longest URL accepted.
@@ -362,5 +372,22 @@ mod tests {
             "the URL leads to h, a loopback address (127.0.0.1), which downloads may not reach"
         );
         assert!(!IngestError::DownloadFailed { detail: "x".into() }.is_input_error());
+        let size = |max| IngestError::TooLarge { max }.to_string();
+        assert_eq!(
+            size(4_000_000_000),
+            "the video is larger than the limit of 4000 MB"
+        );
+        assert_eq!(
+            size(2_500_000),
+            "the video is larger than the limit of 2.5 MB"
+        );
+        assert_eq!(
+            size(1_234_567),
+            "the video is larger than the limit of 1.2 MB"
+        );
+        assert_eq!(
+            size(10_000),
+            "the video is larger than the limit of 10000 bytes"
+        );
     }
 }

@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
 
 use super::address::{AddressPolicy, Forbidden};
 
@@ -133,7 +134,8 @@ impl FilterProxy {
             options,
             stats: stats.clone(),
         });
-        let task = tokio::spawn(accept_loop(listener, shared));
+        // The tasks log in the caller's span (the worker's carries `job_id`).
+        let task = tokio::spawn(accept_loop(listener, shared).in_current_span());
         tracing::debug!(%addr, "ingest proxy listening");
         Ok(Self { addr, stats, task })
     }
@@ -173,11 +175,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let shared = shared.clone();
-                    connections.spawn(async move {
-                        if let Err(e) = handle(stream, &shared).await {
-                            tracing::debug!(%peer, error = %e, "ingest proxy connection ended");
+                    connections.spawn(
+                        async move {
+                            if let Err(e) = handle(stream, &shared).await {
+                                tracing::debug!(%peer, error = %e, "ingest proxy connection ended");
+                            }
                         }
-                    });
+                        .in_current_span(),
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "ingest proxy cannot accept");

@@ -86,6 +86,7 @@ fn common_args(options: &IngestOptions, proxy: &str, dir: &Path) -> Vec<OsString
         "3",
         "--fragment-retries",
         "3",
+        "--abort-on-unavailable-fragments",
         "--extractor-retries",
         "1",
         "--merge-output-format",
@@ -275,22 +276,31 @@ pub async fn download(
     let mut inv = invocation(&program, remaining(options.timeout), &proxy_url, dir);
     inv.args(common_args(options, &proxy_url, dir));
     inv.arg("--load-info-json").arg(&info_path);
-    inv.args(["--no-simulate", "--print", "after_move:%(filepath)j"]);
-    let fin = run(&inv, StdoutMode::Collect { limit: 1 << 20 }).await?;
+    // `--print` would silence the messages that explain a skipped download; write the path to
+    // a file instead.
+    let path_file = dir.join("filepath.txt");
+    inv.args(["--print-to-file", "after_move:%(filepath)j"])
+        .arg(&path_file);
+    let fin = run(&inv, StdoutMode::Collect { limit: 4 << 20 }).await?;
     if !fin.status.success() {
         return Err(classify_failure(&fin, proxy.stats(), options));
     }
-    let path = downloaded_path(&fin.stdout, dir).ok_or_else(|| {
-        if proxy.stats().budget_exceeded() {
+    let printed = tokio::fs::read(&path_file).await.unwrap_or_default();
+    let path = downloaded_path(&printed, dir).ok_or_else(|| {
+        let stdout = String::from_utf8_lossy(&fin.stdout);
+        if proxy.stats().budget_exceeded() || stdout.contains("larger than max-filesize") {
             IngestError::TooLarge {
                 max: options.max_file_size,
             }
         } else {
             IngestError::DownloadFailed {
                 detail: format!(
-                    "yt-dlp wrote no file (it skips files over the size limit of {} MB): {}",
-                    options.max_file_size / 1_000_000,
-                    fin.stderr.last_line().unwrap_or("no message")
+                    "yt-dlp wrote no file: {}",
+                    stdout
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("no message")
                 ),
             }
         }
@@ -339,7 +349,7 @@ fn invocation(program: &Path, timeout: Duration, proxy: &str, dir: &Path) -> Inv
     inv
 }
 
-/// The file `--print after_move:%(filepath)j` named, if it is a file inside `dir`.
+/// The file `after_move:%(filepath)j` named, if it is a file inside `dir`.
 fn downloaded_path(stdout: &[u8], dir: &Path) -> Option<PathBuf> {
     let text = String::from_utf8_lossy(stdout);
     let line = text.lines().rev().find(|l| l.starts_with('"'))?;
@@ -481,7 +491,7 @@ mod tests {
         };
         assert_eq!(pair("--downloader").as_deref(), Some("native"));
         assert_eq!(pair("--proxy").as_deref(), Some("http://127.0.0.1:9"));
-        assert_eq!(pair("--max-filesize").as_deref(), Some("4294967296"));
+        assert_eq!(pair("--max-filesize").as_deref(), Some("4000000000"));
         assert!(!args.iter().any(|a| a == "--enable-file-urls"));
         let env = child_env("http://127.0.0.1:9", dir);
         assert!(
@@ -590,7 +600,7 @@ mod tests {
     #[test]
     fn the_budget_leaves_room_for_pages() {
         assert_eq!(byte_budget(1000), 1000 + (64 << 20));
-        assert_eq!(byte_budget(4 << 30), (4u64 << 30) + (1 << 30));
+        assert_eq!(byte_budget(4_000_000_000), 5_000_000_000);
     }
 
     #[test]
