@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use stereospot_media::ingest::IngestOptions;
+
 /// An unusable setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}={value:?} is not valid: {expected}")]
@@ -73,6 +75,11 @@ pub struct WorkerConfig {
     pub inference_http_url: Option<String>,
     /// Time limit of one HTTP inference call (`INFERENCE_HTTP_TIMEOUT_SECONDS`, default 1200).
     pub inference_http_timeout: Duration,
+    /// URL ingest: `YT_DLP_PATH`, `MAX_VIDEO_HEIGHT` (default 1080), `INGEST_MAX_FILE_SIZE_MB`
+    /// (default 4000), `INGEST_MAX_DURATION_SECONDS` (default 10800), `INGEST_TIMEOUT_SECONDS`
+    /// (default 1800), `INGEST_ALLOW_LOOPBACK` (tests only, default off). The exact-address
+    /// allow-list is for tests and has no variable.
+    pub ingest: IngestOptions,
 }
 
 impl Default for WorkerConfig {
@@ -91,6 +98,7 @@ impl Default for WorkerConfig {
             backend: BackendKind::Stub,
             inference_http_url: None,
             inference_http_timeout: Duration::from_secs(1200),
+            ingest: IngestOptions::default(),
         }
     }
 }
@@ -138,6 +146,25 @@ impl WorkerConfig {
             let secs: u32 = parse_num("INFERENCE_HTTP_TIMEOUT_SECONDS", &v, 1, 86_400)?;
             c.inference_http_timeout = Duration::from_secs(u64::from(secs));
         }
+        c.ingest.yt_dlp = get("YT_DLP_PATH").map(PathBuf::from);
+        if let Some(v) = get("MAX_VIDEO_HEIGHT") {
+            c.ingest.max_height = parse_num("MAX_VIDEO_HEIGHT", &v, 144, 8640)?;
+        }
+        if let Some(v) = get("INGEST_MAX_FILE_SIZE_MB") {
+            let mb: u32 = parse_num("INGEST_MAX_FILE_SIZE_MB", &v, 1, 1_000_000)?;
+            c.ingest.max_file_size = u64::from(mb) * 1_000_000;
+        }
+        if let Some(v) = get("INGEST_MAX_DURATION_SECONDS") {
+            let secs: u32 = parse_num("INGEST_MAX_DURATION_SECONDS", &v, 1, 7 * 86_400)?;
+            c.ingest.max_duration = Duration::from_secs(u64::from(secs));
+        }
+        if let Some(v) = get("INGEST_TIMEOUT_SECONDS") {
+            let secs: u32 = parse_num("INGEST_TIMEOUT_SECONDS", &v, 10, 7 * 86_400)?;
+            c.ingest.timeout = Duration::from_secs(u64::from(secs));
+        }
+        if let Some(v) = get("INGEST_ALLOW_LOOPBACK") {
+            c.ingest.policy.allow_loopback = parse_bool("INGEST_ALLOW_LOOPBACK", &v)?;
+        }
         Ok(c)
     }
 
@@ -147,6 +174,18 @@ impl WorkerConfig {
         self.retry_delay
             .saturating_mul(1 << doublings)
             .min(Duration::from_secs(15 * 60))
+    }
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError {
+            name,
+            value: value.to_string(),
+            expected: "true or false",
+        }),
     }
 }
 
@@ -199,6 +238,39 @@ mod tests {
         assert_eq!(e.name, "INFERENCE_HTTP_URL");
         assert!(WorkerConfig::from_lookup(lookup(&[("INFERENCE_BACKEND", "gpu")])).is_err());
         assert!(WorkerConfig::from_lookup(lookup(&[("INFERENCE_MAX_IN_FLIGHT", "0")])).is_err());
+    }
+
+    #[test]
+    fn ingest_settings_have_safe_defaults_and_read_their_variables() {
+        let c = WorkerConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(c.ingest.max_height, 1080);
+        assert!(!c.ingest.policy.allow_loopback);
+        assert!(c.ingest.policy.allow_exact.is_empty());
+        assert_eq!(c.ingest.max_duration, Duration::from_secs(3 * 3600));
+        let c = WorkerConfig::from_lookup(lookup(&[
+            ("MAX_VIDEO_HEIGHT", "720"),
+            ("INGEST_MAX_FILE_SIZE_MB", "50"),
+            ("INGEST_MAX_DURATION_SECONDS", "600"),
+            ("INGEST_TIMEOUT_SECONDS", "120"),
+            ("INGEST_ALLOW_LOOPBACK", "true"),
+            ("YT_DLP_PATH", "/opt/yt-dlp"),
+        ]))
+        .unwrap();
+        assert_eq!(c.ingest.max_height, 720);
+        assert_eq!(c.ingest.max_file_size, 50_000_000);
+        assert_eq!(c.ingest.max_duration, Duration::from_secs(600));
+        assert_eq!(c.ingest.timeout, Duration::from_secs(120));
+        assert!(c.ingest.policy.allow_loopback);
+        assert_eq!(c.ingest.yt_dlp, Some(PathBuf::from("/opt/yt-dlp")));
+        for (k, v) in [
+            ("MAX_VIDEO_HEIGHT", "0"),
+            ("MAX_VIDEO_HEIGHT", "tall"),
+            ("INGEST_ALLOW_LOOPBACK", "maybe"),
+            ("INGEST_MAX_FILE_SIZE_MB", "-1"),
+        ] {
+            let e = WorkerConfig::from_lookup(lookup(&[(k, v)])).unwrap_err();
+            assert_eq!(e.name, k);
+        }
     }
 
     #[test]

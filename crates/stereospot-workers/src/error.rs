@@ -4,6 +4,7 @@
 use stereospot_core::platform::PlatformError;
 use stereospot_core::{JobId, TransitionError};
 use stereospot_media::MediaError;
+use stereospot_media::ingest::IngestError;
 
 use crate::backend::BackendError;
 
@@ -14,6 +15,8 @@ pub enum WorkerError {
     Platform(#[from] PlatformError),
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
     #[error("segment conversion failed: {0}")]
     Backend(#[from] BackendError),
     #[error("{context}: {source}")]
@@ -40,6 +43,7 @@ impl WorkerError {
         match self {
             Self::Platform(_) => "platform",
             Self::Media(e) => e.code(),
+            Self::Ingest(e) => e.code(),
             Self::Backend(_) => "inference_failed",
             Self::Io { .. } => "io",
             Self::Internal(_) => "internal",

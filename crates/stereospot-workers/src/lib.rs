@@ -3,6 +3,7 @@
 //! on AWS.
 //!
 //! ```text
+//! ingest queue        -> media::IngestHandler         URL -> source (yt-dlp via a filtering proxy)
 //! chunking queue      -> media::ChunkingHandler       source -> segments, chunking_complete
 //! video-worker queue  -> video::InferenceHandler      segment -> converted segment
 //! segment-output queue-> video::SegmentOutputHandler  completion + reassembly trigger

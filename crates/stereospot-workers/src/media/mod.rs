@@ -1,7 +1,9 @@
-//! The media worker: chunking, reassembly and deletion (CPU and ffmpeg work).
+//! The media worker: URL ingest, chunking, reassembly and deletion (yt-dlp, CPU and ffmpeg
+//! work).
 
 mod chunking;
 mod deletion;
+mod ingest;
 mod reassembly;
 
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use chunking::ChunkingHandler;
 pub use deletion::DeletionHandler;
+pub use ingest::IngestHandler;
 pub use reassembly::ReassemblyHandler;
 
 use crate::context::WorkerContext;
@@ -19,6 +22,7 @@ use crate::runner::Worker;
 /// The media worker's consumers, one per queue.
 #[derive(Debug, Clone)]
 pub struct MediaWorker {
+    pub ingest: Arc<Worker<IngestHandler>>,
     pub chunking: Arc<Worker<ChunkingHandler>>,
     pub reassembly: Arc<Worker<ReassemblyHandler>>,
     pub deletion: Arc<Worker<DeletionHandler>>,
@@ -27,6 +31,7 @@ pub struct MediaWorker {
 impl MediaWorker {
     pub fn new(ctx: WorkerContext, media: Media) -> Self {
         Self {
+            ingest: Arc::new(Worker::new(IngestHandler::new(ctx.clone()))),
             chunking: Arc::new(Worker::new(ChunkingHandler::new(
                 ctx.clone(),
                 media.clone(),
@@ -36,9 +41,10 @@ impl MediaWorker {
         }
     }
 
-    /// Runs the three loops concurrently until `shutdown` is cancelled and they have stopped.
+    /// Runs the four loops concurrently until `shutdown` is cancelled and they have stopped.
     pub async fn run(self, shutdown: CancellationToken) {
         tokio::join!(
+            self.ingest.run(shutdown.clone()),
             self.chunking.run(shutdown.clone()),
             self.reassembly.run(shutdown.clone()),
             self.deletion.run(shutdown),

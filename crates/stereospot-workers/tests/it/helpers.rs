@@ -187,6 +187,7 @@ impl TestEnv {
         let v = &self.video_worker;
         let mut log = Vec::new();
         let steps = [
+            ("ingest", m.ingest.try_execute_one().await),
             ("chunking", m.chunking.try_execute_one().await),
             ("inference", v.inference.try_execute_one().await),
             ("segment-output", v.segment_output.try_execute_one().await),
@@ -279,6 +280,7 @@ impl TestEnv {
         let q = &self.platform.queues;
         let mut n = 0;
         for queue in [
+            &q.ingest,
             &q.chunking,
             &q.video_worker,
             &q.segment_output,
