@@ -2,7 +2,9 @@
 //! the local platform (the data directory `serve` uses; queues in SQLite are shared between
 //! processes), until Ctrl-C or SIGTERM. Settings come from the spec's environment variables
 //! (`INFERENCE_BACKEND`, `INFERENCE_HTTP_URL`, `INFERENCE_MAX_IN_FLIGHT`, ...; see
-//! `stereospot_workers::config`).
+//! `stereospot_workers::config`). The media worker runs four loops: URL ingest (yt-dlp behind
+//! the filtering proxy; `MAX_VIDEO_HEIGHT`, `INGEST_*`, `YT_DLP_PATH`), chunking, reassembly
+//! and deletion.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,8 +60,22 @@ async fn open(settings: &Settings, args: &WorkerArgs) -> Result<LocalPlatform> {
         .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))
 }
 
-/// The media worker's loops on `platform`.
+/// The media worker's loops on `platform` (ingest, chunking, reassembly, deletion).
 pub fn media_worker(platform: Platform, config: WorkerConfig) -> MediaWorker {
+    let ingest = &config.ingest;
+    let yt_dlp = stereospot_media::ingest::find_yt_dlp(ingest.yt_dlp.as_deref());
+    tracing::info!(
+        yt_dlp = %yt_dlp.display(),
+        max_height = ingest.max_height,
+        max_bytes = ingest.max_file_size,
+        max_seconds = ingest.max_duration.as_secs(),
+        "URL ingest settings"
+    );
+    if ingest.policy.allow_loopback {
+        tracing::warn!(
+            "INGEST_ALLOW_LOOPBACK is on: URL ingest may reach services on this machine (meant for tests)"
+        );
+    }
     MediaWorker::new(WorkerContext::new(platform, config), Media::default())
 }
 
