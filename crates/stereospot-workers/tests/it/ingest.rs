@@ -137,6 +137,14 @@ impl Site {
             .route("/v/realshort.mp4", get(serve_video))
             .route("/redirect/{to}", get(redirect))
             .route("/hls/playlist.m3u8", get(playlist))
+            .route(
+                "/page.html",
+                get(|| async {
+                    axum::response::Html(
+                        "<html><head><title>No video</title></head><body>text</body></html>",
+                    )
+                }),
+            )
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -401,5 +409,30 @@ async fn a_download_over_the_size_limit_fails_the_job() {
     let message = assert_failed_with(&env, id, &outcome, "too_large").await;
     assert_eq!(message, "the video is larger than the limit of 10000 bytes");
     assert!(env.job_objects(id).await.is_empty());
+    env.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_videos_and_pages_without_video_fail_with_readable_reasons() {
+    let canary = Canary::start().await;
+    let site = Site::start(canary.addr).await;
+    let env = env_with(configure(|c| c.ingest.policy.allow_loopback = true)).await;
+    for (path, code, starts) in [
+        (
+            "/v/missing.mp4",
+            "video_unavailable",
+            "the video cannot be downloaded: Unable to download webpage: HTTP Error 404",
+        ),
+        (
+            "/page.html",
+            "unsupported_url",
+            "no video was found at the URL: Unsupported URL",
+        ),
+    ] {
+        let id = submit_url(&env, &site.url(path)).await;
+        let outcome = ingest_step(&env).await;
+        let message = assert_failed_with(&env, id, &outcome, code).await;
+        assert!(message.starts_with(starts), "{path}: {message}");
+    }
     env.assert_clean();
 }
