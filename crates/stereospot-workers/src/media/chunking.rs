@@ -8,6 +8,7 @@
 //! attempt.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use stereospot_core::platform::{Message, PlatformError, Queue};
@@ -181,10 +182,13 @@ impl Handler for ChunkingHandler {
             // A redelivery after a crash re-runs chunking: segment keys are deterministic.
             JobStatus::Created | JobStatus::ChunkingInProgress => {}
             JobStatus::Ingesting => {
+                // The ingest handler stores the source and then, milliseconds later, moves the
+                // job back to `created`: this event usually beats that update, so look again
+                // soon rather than after the full retry delay.
                 return Ok(Outcome::Retry {
                     job_id: Some(job_id),
                     reason: "the job is still ingesting".into(),
-                    delay: self.ctx.config.retry_delay,
+                    delay: self.ctx.config.retry_delay.min(Duration::from_secs(1)),
                 });
             }
             JobStatus::ChunkingComplete => {
