@@ -194,8 +194,8 @@ pub fn handler_script(base_url: &str) -> String {
         "  (Join-Path ${env:ProgramFiles(x86)} 'DAUM\\PotPlayer\\PotPlayerMini.exe')".into(),
         ")".into(),
         "$Player = $Candidates | Where-Object { $_ -and (Test-Path -LiteralPath $_) } | Select-Object -First 1".into(),
-        "# Anaglyph jobs are already red/cyan; for side-by-side ones choose PotPlayer's 3D mode".into(),
-        "# with Dubois anaglyph output (Video > 3D Video Mode) once: PotPlayer remembers it.".into(),
+        "# Anaglyph jobs are already red/cyan; for side-by-side ones choose the 3D mode of PotPlayer".into(),
+        "# with Dubois anaglyph output (Video > 3D Video Mode) once; PotPlayer remembers it.".into(),
         "if ($Player) { Start-Process -FilePath $Player -ArgumentList @($Playlist) }".into(),
         "else { Start-Process -FilePath $Playlist }".into(),
     ];

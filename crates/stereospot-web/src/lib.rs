@@ -124,8 +124,8 @@ pub struct AppState {
     pub platform: Platform,
     pub config: Arc<WebConfig>,
     pub(crate) eta: Arc<eta::EtaCache>,
-    pub(crate) hub: Arc<events::Hub>,
-    pub(crate) push: Arc<push::PushSender>,
+    pub hub: Arc<events::Hub>,
+    pub push: Arc<push::PushSender>,
 }
 
 impl AppState {

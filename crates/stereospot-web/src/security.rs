@@ -132,7 +132,10 @@ fn check_token(request: &Request, expected: &str) -> TokenCheck {
         for pair in cookies.split(';') {
             if let Some((name, value)) = pair.trim().split_once('=')
                 && name == TOKEN_COOKIE
-                && same_secret(value, expected)
+                && same_secret(
+                    &percent_encoding::percent_decode_str(value).decode_utf8_lossy(),
+                    expected,
+                )
             {
                 return TokenCheck::Valid;
             }
