@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external programs StereoSpot needs, only when missing (safe to run repeatedly).
-# Usage: scripts/deps.sh runtime|test (both install ffmpeg, and ONNX Runtime and yt-dlp into .tools/)
+# Usage: scripts/deps.sh runtime|test (both install ffmpeg, and ONNX Runtime and yt-dlp into .tools/;
+# test adds Chromium and chromedriver for the web UI's browser test)
 set -euo pipefail
 what="${1:-runtime}"
 cd "$(dirname "$0")/.."
@@ -21,6 +22,11 @@ apt_install() {
 
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+# The web UI's browser test drives headless Chromium through chromedriver.
+if [ "$what" = test ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   apt_install "${missing[@]}"

@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run everything in one process on the local platform (the embedded default)
     Serve(ServeArgs),
+    /// Serve the web UI and API only (as `serve --no-workers`); workers run elsewhere
+    Web(ServeArgs),
     /// Run the media worker: chunking, reassembly and deletion
     MediaWorker(crate::workers::WorkerArgs),
     /// Run the video worker: segment inference and segment output
@@ -48,6 +50,48 @@ pub struct ServeArgs {
     /// The embedded video worker's depth model (`INFERENCE_BACKEND=local`, the default)
     #[command(flatten)]
     pub model: crate::model_args::ModelArgs,
+    /// Web UI settings
+    #[command(flatten)]
+    pub web: WebArgs,
+}
+
+/// Settings of the web UI and API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebArgs {
+    /// Access token every request must carry (bearer, basic password, cookie, or `?token=`
+    /// once); required when binding to anything but a loopback address
+    #[arg(long, env = "STEREOSPOT_ACCESS_TOKEN", hide_env_values = true)]
+    pub access_token: Option<String>,
+    /// The address people reach this server at (`https://stereo.example`): presigned URLs and
+    /// the Windows 3D Linker use it (default: the listening address)
+    #[arg(long, env = "STEREOSPOT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest accepted upload in bytes (413 beyond it)
+    #[arg(long, env = "STEREOSPOT_MAX_UPLOAD_BYTES", default_value_t = 5 << 30)]
+    pub max_upload_bytes: u64,
+    /// Offer "From a URL" on job pages (the media worker's ingest loop downloads it with
+    /// yt-dlp); `--ingest false` hides it
+    #[arg(long, env = "STEREOSPOT_INGEST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ingest: bool,
+    /// Web Push VAPID private key: base64url of the 32-byte P-256 scalar
+    #[arg(long, env = "VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<String>,
+    /// Web Push contact, `mailto:` or `https:` (required with a VAPID key)
+    #[arg(long, env = "VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+}
+
+impl Default for WebArgs {
+    fn default() -> Self {
+        Self {
+            access_token: None,
+            public_url: None,
+            max_upload_bytes: 5 << 30,
+            ingest: true,
+            vapid_private_key: None,
+            vapid_subject: None,
+        }
+    }
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -55,6 +99,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     let settings = crate::config::load()?;
     match cli.command {
         Command::Serve(args) => crate::serve::run(settings, args).await,
+        Command::Web(mut args) => {
+            args.no_workers = true;
+            crate::serve::run(settings, args).await
+        }
         Command::MediaWorker(args) => crate::workers::run_media_worker(settings, args).await,
         Command::VideoWorker(args) => crate::workers::run_video_worker(settings, args).await,
         Command::DepthPreprocess(args) => {

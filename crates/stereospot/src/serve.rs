@@ -1,54 +1,104 @@
 //! `stereospot serve`: the embedded default. Opens the local platform in one data directory
-//! and serves HTTP: the health endpoint and the presigned object URLs of the local platform.
-//! `run` also starts the media and video workers in this process (unless `--no-workers`). (The
-//! web UI joins this process in its own issue.)
+//! and serves HTTP: the web UI and JSON API (`stereospot-web`, with `/healthz` and `/metrics`)
+//! and the presigned object URLs of the local platform. `run` also starts the media and video
+//! workers in this process (unless `--no-workers`; `stereospot web` is the same without them).
+//!
+//! The server binds to 127.0.0.1 by default; any other address needs an access token, so the
+//! UI is never exposed without one by accident.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use anyhow::{Context, Result, bail};
 use stereospot_core::config::Settings;
-use stereospot_core::platform::{JobListKind, PageRequest, Platform};
 use stereospot_local::LocalPlatform;
+use stereospot_local::http::ObjectRoutesConfig;
+use stereospot_web::{AppState, VapidKeys, WebConfig};
 use tokio::net::TcpListener;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, WebArgs};
 
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
     pub local: Arc<LocalPlatform>,
+    pub web: AppState,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    notifier: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     /// Stops accepting, finishes in-flight requests and waits.
     pub async fn stop(self) -> Result<()> {
         let _ = self.shutdown.send(());
+        if let Some(n) = self.notifier {
+            n.abort();
+        }
         self.task.await.context("server task panicked")??;
         Ok(())
     }
 }
 
+/// Refuses to listen beyond loopback without an access token.
+pub fn check_bind(addr: SocketAddr, access_token: Option<&str>) -> Result<()> {
+    let token = access_token.filter(|t| !t.trim().is_empty());
+    if !addr.ip().is_loopback() && token.is_none() {
+        bail!(
+            "refusing to listen on {addr} without an access token: set STEREOSPOT_ACCESS_TOKEN (or --access-token), or bind to 127.0.0.1"
+        );
+    }
+    if token.is_some_and(|t| t.len() < 16) {
+        bail!("the access token must be at least 16 characters long");
+    }
+    Ok(())
+}
+
+/// The web app's settings from the flags.
+pub fn web_config(args: &WebArgs, base_url: &str) -> Result<WebConfig> {
+    let mut config = WebConfig::new(base_url);
+    config.max_upload_bytes = args.max_upload_bytes;
+    config.ingest_enabled = args.ingest;
+    config.public_base_url = args.public_url.clone();
+    config.access_token = args.access_token.clone().filter(|t| !t.trim().is_empty());
+    config.vapid = match (&args.vapid_private_key, &args.vapid_subject) {
+        (Some(key), Some(subject)) => Some(
+            VapidKeys::from_base64url(key, subject).context("VAPID_PRIVATE_KEY/VAPID_SUBJECT")?,
+        ),
+        (Some(_), None) => bail!("VAPID_PRIVATE_KEY needs VAPID_SUBJECT (mailto: or https:)"),
+        _ => None,
+    };
+    config.metrics = Some(crate::telemetry::metrics_handle());
+    Ok(config)
+}
+
 /// Opens the platform and starts serving on `listener` (tests pass a port-0 listener).
 pub async fn start(settings: &Settings, args: &ServeArgs, listener: TcpListener) -> Result<Server> {
     crate::config::require_local(settings)?;
-    let data_dir = crate::config::data_dir(settings, args.data_dir.clone())?;
     let addr = listener.local_addr().context("listener has no address")?;
-    let base_url = format!("http://{addr}");
+    check_bind(addr, args.web.access_token.as_deref())?;
+    let data_dir = crate::config::data_dir(settings, args.data_dir.clone())?;
+    let listen_url = format!("http://{addr}");
+    let base_url = match &args.web.public_url {
+        Some(url) => stereospot_web::text::safe_base_url(url).with_context(|| {
+            format!("STEREOSPOT_PUBLIC_URL={url:?} must be http(s)://host[:port]")
+        })?,
+        None => listen_url.clone(),
+    };
     let local = Arc::new(
         LocalPlatform::open(&data_dir, settings, &base_url)
             .await
             .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))?,
     );
-    let app = router(local.platform.clone()).merge(local.objects_router());
+    let web = AppState::new(local.platform.clone(), web_config(&args.web, &listen_url)?);
+    let objects = stereospot_local::http::router_with_config(
+        local.storage.clone(),
+        ObjectRoutesConfig {
+            max_put_bytes: args.web.max_upload_bytes,
+        },
+    );
+    let app = stereospot_web::router(web.clone()).merge(objects);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -57,12 +107,21 @@ pub async fn start(settings: &Settings, args: &ServeArgs, listener: TcpListener)
             })
             .await
     });
+    let notifier = web.config.vapid.is_some().then(|| {
+        stereospot_web::push::spawn_notifier(
+            web.clone(),
+            std::time::Duration::from_secs(5),
+            std::future::pending(),
+        )
+    });
     tracing::info!(%addr, data_dir = %data_dir.display(), "stereospot serving");
     Ok(Server {
         addr,
         local,
+        web,
         shutdown: tx,
         task,
+        notifier,
     })
 }
 
@@ -113,30 +172,5 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
-    }
-}
-
-/// The routes this process owns.
-pub fn router(platform: Platform) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(platform)
-}
-
-/// 200 when the job store answers, 503 otherwise.
-async fn healthz(State(platform): State<Platform>) -> impl IntoResponse {
-    match platform
-        .jobs
-        .list(JobListKind::InProgress, PageRequest::first(1))
-        .await
-    {
-        Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"status": "unavailable", "error": e.to_string()})),
-            )
-        }
     }
 }

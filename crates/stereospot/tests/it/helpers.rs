@@ -20,6 +20,7 @@ pub async fn spawn_app() -> TestApp {
         bind: "127.0.0.1:0".parse().expect("addr"),
         no_workers: true,
         model: stereospot::model_args::ModelArgs::default(),
+        web: stereospot::cli::WebArgs::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await

@@ -104,3 +104,53 @@ async fn presigned_upload_of_a_source_enqueues_chunking() {
     );
     app.server.stop().await.expect("clean stop");
 }
+
+/// The web UI is merged into `serve`: the dashboard, the JSON API and `/metrics` answer, and
+/// the recorder the binary installs is rendered (the workers' metrics appear through it).
+#[tokio::test]
+async fn web_ui_and_metrics_are_served() {
+    let app = spawn_app().await;
+    let res = reqwest::get(format!("{}/", app.base_url)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Make a 3D video"));
+    let res = reqwest::Client::new()
+        .post(format!("{}/jobs", app.base_url))
+        .json(&serde_json::json!({"mode": "sbs"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["upload_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&app.base_url)
+    );
+    metrics::counter!("stereospot_test_counter_total").increment(3);
+    let text = reqwest::get(format!("{}/metrics", app.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("stereospot_jobs{status=\"created\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("stereospot_test_counter_total 3"), "{text}");
+    app.server.stop().await.expect("clean stop");
+}
+
+#[test]
+fn binding_beyond_loopback_needs_an_access_token() {
+    use stereospot::serve::check_bind;
+    let public: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+    let err = check_bind(public, None).unwrap_err();
+    assert!(err.to_string().contains("STEREOSPOT_ACCESS_TOKEN"), "{err}");
+    assert!(check_bind(public, Some("  ")).is_err());
+    assert!(check_bind(public, Some("short")).is_err());
+    assert!(check_bind(public, Some("a-long-enough-token-1234")).is_ok());
+    assert!(check_bind("127.0.0.1:8080".parse().unwrap(), None).is_ok());
+    assert!(check_bind("[::1]:8080".parse().unwrap(), None).is_ok());
+}

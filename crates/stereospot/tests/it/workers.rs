@@ -20,7 +20,7 @@ fn default_backend_is_the_local_engine() {
     }
 }
 
-fn fast_model() -> stereospot::model_args::ModelArgs {
+pub(crate) fn fast_model() -> stereospot::model_args::ModelArgs {
     let cli = Cli::try_parse_from(["stereospot", "video-worker", "--depth", "fast"]).unwrap();
     match cli.command {
         Command::VideoWorker(a) => a.model,
