@@ -4,5 +4,6 @@
 
 mod depth_cmd;
 mod helpers;
+mod inference_server;
 mod serve;
 mod workers;
