@@ -27,9 +27,11 @@
 //!   worker holds the reassembly claim).
 //! - A handler error (storage, timeouts, a crashed ffmpeg: the machine's trouble, not the
 //!   input's) makes the message visible again after a doubling back-off; at the
-//!   `max_attempts`-th delivery the job is failed with the error's code and the message deleted.
-//!   Bad input (the media layer's input errors) fails the job at once. So a poison upload
-//!   never loops.
+//!   `max_attempts`-th delivery the job is failed with the error's code and a readable reason,
+//!   and the message is left to the queue's redrive policy, which moves it to the dead-letter
+//!   queue (`{queue}-dlq`) at its next receive, for operators (`max_attempts` matches the
+//!   queues' maximum receive count, 3). Bad input (the media layer's input errors) fails the
+//!   job at once and deletes the message. So a poison upload never loops.
 //!
 //! # Invariants
 //!
