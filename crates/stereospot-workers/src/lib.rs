@@ -60,6 +60,7 @@ mod error;
 mod events;
 pub mod inference_server;
 pub mod media;
+pub mod metrics;
 mod runner;
 pub mod trigger;
 pub mod video;

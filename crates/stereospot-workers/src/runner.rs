@@ -141,7 +141,9 @@ impl<H: Handler> Worker<H> {
         );
         async {
             let result = self.handler.handle(&message).await;
-            self.settle(&message, result).await
+            let outcome = self.settle(&message, result).await;
+            crate::metrics::message_handled(self.handler.name(), &outcome);
+            outcome
         }
         .instrument(span)
         .await

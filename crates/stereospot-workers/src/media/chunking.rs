@@ -60,6 +60,7 @@ impl ChunkingHandler {
         let p = &self.ctx.platform;
         let job_id = job.job_id;
         let source = work.join("source.mp4");
+        let t0 = std::time::Instant::now();
         let size = match p.storage.get_to_file(&p.buckets.input, key, &source).await {
             Ok(size) => size,
             Err(PlatformError::NotFound(_)) => {
@@ -117,6 +118,7 @@ impl ChunkingHandler {
             seconds = started.elapsed().as_secs_f64(),
             "segments uploaded"
         );
+        crate::metrics::chunked(t0.elapsed());
         let update = JobUpdate {
             total_segments: Some(total),
             source_file_size_bytes: job.source_file_size_bytes.is_none().then_some(size),

@@ -60,12 +60,13 @@ impl InferenceHandler {
         let input = work.join("input.mp4");
         let output = work.join("output.mp4");
         let started = std::time::Instant::now();
-        match self.backend.data() {
+        let (bucket, key) = parse_s3_uri(&payload.segment_s3_uri)
+            .ok_or_else(|| WorkerError::Internal("bad segment URI".into()))
+            .job(job_id)?;
+        let input_bytes = match self.backend.data() {
             BackendData::LocalFiles => {
-                let (bucket, key) = parse_s3_uri(&payload.segment_s3_uri)
-                    .ok_or_else(|| WorkerError::Internal("bad segment URI".into()))
-                    .job(job_id)?;
-                p.storage
+                let size = p
+                    .storage
                     .get_to_file(bucket, key, &input)
                     .await
                     .job(job_id)?;
@@ -77,14 +78,22 @@ impl InferenceHandler {
                     .put_file(&p.buckets.output, output_key, &output)
                     .await
                     .job(job_id)?;
+                size
             }
             BackendData::Storage => {
+                let size = p
+                    .storage
+                    .head(bucket, key)
+                    .await
+                    .job(job_id)?
+                    .map_or(0, |m| m.size);
                 self.backend
                     .convert(&input, &output, payload.mode, &cctx)
                     .await
                     .job(job_id)?;
+                size
             }
-        }
+        };
         if p.storage
             .head(&p.buckets.output, output_key)
             .await
@@ -106,6 +115,7 @@ impl InferenceHandler {
             seconds = started.elapsed().as_secs_f64(),
             "segment converted"
         );
+        crate::metrics::segment_converted(self.backend.name(), started.elapsed(), input_bytes);
         Ok(Outcome::Done { job_id })
     }
 }

@@ -10,5 +10,6 @@ mod at_least_once;
 mod end_to_end;
 mod http_backend;
 mod idempotency;
+mod metrics;
 mod poison;
 mod running;
