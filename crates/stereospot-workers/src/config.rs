@@ -134,6 +134,27 @@ impl WorkerConfig {
                 expected: "a base URL such as http://10.0.1.5:8080 (required by INFERENCE_BACKEND=http)",
             });
         }
+        for (name, field) in [
+            ("WORKER_RETRY_DELAY_SECONDS", &mut c.retry_delay),
+            ("WORKER_HEARTBEAT_SECONDS", &mut c.heartbeat_interval),
+            (
+                "WORKER_VISIBILITY_EXTENSION_SECONDS",
+                &mut c.visibility_extension,
+            ),
+            ("WORKER_REASSEMBLY_LEASE_SECONDS", &mut c.reassembly_lease),
+            ("WORKER_SHUTDOWN_GRACE_SECONDS", &mut c.shutdown_grace),
+        ] {
+            if let Some(v) = get(name) {
+                *field = parse_secs(name, &v)?;
+            }
+        }
+        if c.visibility_extension <= c.heartbeat_interval {
+            return Err(ConfigError {
+                name: "WORKER_VISIBILITY_EXTENSION_SECONDS",
+                value: format!("{}", c.visibility_extension.as_secs_f64()),
+                expected: "more than WORKER_HEARTBEAT_SECONDS (a heartbeat must renew a message before it shows again)",
+            });
+        }
         if let Some(v) = get("INFERENCE_HTTP_TIMEOUT_SECONDS") {
             let secs: u32 = parse_num("INFERENCE_HTTP_TIMEOUT_SECONDS", &v, 1, 86_400)?;
             c.inference_http_timeout = Duration::from_secs(u64::from(secs));
@@ -148,6 +169,20 @@ impl WorkerConfig {
             .saturating_mul(1 << doublings)
             .min(Duration::from_secs(15 * 60))
     }
+}
+
+/// Seconds, fractions allowed (`0.5`), from 0 to a day.
+fn parse_secs(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| (0.0..=86_400.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| ConfigError {
+            name,
+            value: value.to_string(),
+            expected: "seconds from 0 to 86400 (fractions allowed)",
+        })
 }
 
 fn parse_num(name: &'static str, value: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
@@ -199,6 +234,25 @@ mod tests {
         assert_eq!(e.name, "INFERENCE_HTTP_URL");
         assert!(WorkerConfig::from_lookup(lookup(&[("INFERENCE_BACKEND", "gpu")])).is_err());
         assert!(WorkerConfig::from_lookup(lookup(&[("INFERENCE_MAX_IN_FLIGHT", "0")])).is_err());
+    }
+
+    #[test]
+    fn timings_are_settable_for_drills() {
+        let c = WorkerConfig::from_lookup(lookup(&[
+            ("WORKER_HEARTBEAT_SECONDS", "0.2"),
+            ("WORKER_VISIBILITY_EXTENSION_SECONDS", "1"),
+            ("WORKER_REASSEMBLY_LEASE_SECONDS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(c.visibility_extension, Duration::from_secs(1));
+        assert_eq!(c.reassembly_lease, Duration::from_secs(2));
+        let e =
+            WorkerConfig::from_lookup(lookup(&[("WORKER_HEARTBEAT_SECONDS", "600")])).unwrap_err();
+        assert_eq!(e.name, "WORKER_VISIBILITY_EXTENSION_SECONDS");
+        assert!(
+            WorkerConfig::from_lookup(lookup(&[("WORKER_RETRY_DELAY_SECONDS", "-1")])).is_err()
+        );
     }
 
     #[test]

@@ -84,11 +84,8 @@ pub async fn start(
     crate::config::require_local(settings)?;
     let data_dir = crate::config::data_dir(settings, args.data_dir.clone())?;
     let addr = listener.local_addr().context("listener has no address")?;
-    let local = Arc::new(
-        LocalPlatform::open(&data_dir, settings, &format!("http://{addr}"))
-            .await
-            .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))?,
-    );
+    let local =
+        Arc::new(crate::config::open_local(settings, &data_dir, &format!("http://{addr}")).await?);
     let backend: Arc<dyn InferenceBackend> = match args.backend {
         ServerBackendArg::Local => crate::workers::local_engine_backend(&args.model),
         ServerBackendArg::Stub => Arc::new(StubBackend),

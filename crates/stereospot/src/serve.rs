@@ -43,11 +43,7 @@ pub async fn start(settings: &Settings, args: &ServeArgs, listener: TcpListener)
     let data_dir = crate::config::data_dir(settings, args.data_dir.clone())?;
     let addr = listener.local_addr().context("listener has no address")?;
     let base_url = format!("http://{addr}");
-    let local = Arc::new(
-        LocalPlatform::open(&data_dir, settings, &base_url)
-            .await
-            .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))?,
-    );
+    let local = Arc::new(crate::config::open_local(settings, &data_dir, &base_url).await?);
     let app = router(local.platform.clone()).merge(local.objects_router());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

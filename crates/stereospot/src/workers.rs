@@ -53,9 +53,7 @@ async fn open(settings: &Settings, args: &WorkerArgs) -> Result<LocalPlatform> {
     crate::config::require_local(settings)?;
     let data_dir = crate::config::data_dir(settings, args.data_dir.clone())?;
     // Workers never presign URLs; the base URL only matters to the process that serves them.
-    LocalPlatform::open(&data_dir, settings, "http://127.0.0.1:8080")
-        .await
-        .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))
+    crate::config::open_local(settings, &data_dir, "http://127.0.0.1:8080").await
 }
 
 /// The media worker's loops on `platform`.

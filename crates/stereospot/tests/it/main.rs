@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // test code
 
+mod crash;
 mod depth_cmd;
 mod helpers;
 mod inference_server;
