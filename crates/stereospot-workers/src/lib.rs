@@ -53,6 +53,7 @@
 //! - A segment conversion still running when its job is deleted may write its output after the
 //!   deletion handler ran.
 
+pub mod analysis;
 pub mod backend;
 pub mod config;
 mod context;
@@ -67,6 +68,7 @@ pub mod video;
 
 use std::sync::Arc;
 
+pub use analysis::{DepthSeed, JobStats, SourceAnalyzer};
 pub use backend::{
     BackendData, BackendError, ConvertContext, HttpBackend, InferenceBackend, StubBackend,
 };

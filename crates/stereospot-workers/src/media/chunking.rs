@@ -14,6 +14,7 @@ use stereospot_core::platform::{Message, PlatformError, Queue};
 use stereospot_core::{Job, JobId, JobStatus, JobUpdate, ObjectKey};
 use stereospot_media::{ChunkOptions, Media};
 
+use crate::analysis::{SourceAnalyzer, store};
 use crate::context::{Heartbeat, WorkDir, WorkerContext, run_media};
 use crate::error::{Failure, ForJob, WorkerError};
 use crate::events::event_object;
@@ -26,6 +27,7 @@ pub struct ChunkingHandler {
     ctx: WorkerContext,
     media: Media,
     options: ChunkOptions,
+    analyzer: Option<Arc<dyn SourceAnalyzer>>,
 }
 
 impl ChunkingHandler {
@@ -40,7 +42,15 @@ impl ChunkingHandler {
             ctx,
             media,
             options,
+            analyzer: None,
         }
+    }
+
+    /// Computes the job's statistics ([`crate::analysis`]) with `analyzer` before the segments
+    /// are uploaded.
+    pub fn with_analyzer(mut self, analyzer: Option<Arc<dyn SourceAnalyzer>>) -> Self {
+        self.analyzer = analyzer;
+        self
     }
 
     /// Replaces the chunking options.
@@ -95,6 +105,25 @@ impl ChunkingHandler {
             Err(e) => return Err(Failure::new(Some(job_id), e)),
         };
         let total = u32::try_from(chunked.segments.len()).unwrap_or(u32::MAX);
+        // Before any segment exists (their uploads start the conversions).
+        if let Some(analyzer) = &self.analyzer {
+            let firsts: Vec<u64> = chunked.segments.iter().map(|s| s.first_frame).collect();
+            let t = std::time::Instant::now();
+            match analyzer.analyze(&work.join("source.mp4"), &firsts).await {
+                Ok(stats) => {
+                    store(&*p.storage, &p.buckets.input, job_id, &stats)
+                        .await
+                        .job(job_id)?;
+                    tracing::info!(
+                        model = %stats.depth_model,
+                        seconds = t.elapsed().as_secs_f64(),
+                        "job statistics stored"
+                    );
+                }
+                // The segments seed themselves instead: worse joints, not a failed job.
+                Err(e) => tracing::warn!(error = %e, "cannot compute the job statistics"),
+            }
+        }
         for seg in &chunked.segments {
             let seg_key = ObjectKey::segment(job_id, seg.index, total, job.mode)
                 .ok_or_else(|| {

@@ -13,6 +13,7 @@ pub use chunking::ChunkingHandler;
 pub use deletion::DeletionHandler;
 pub use reassembly::ReassemblyHandler;
 
+use crate::analysis::SourceAnalyzer;
 use crate::context::WorkerContext;
 use crate::runner::Worker;
 
@@ -26,11 +27,20 @@ pub struct MediaWorker {
 
 impl MediaWorker {
     pub fn new(ctx: WorkerContext, media: Media) -> Self {
+        Self::with_analyzer(ctx, media, None)
+    }
+
+    /// A media worker whose chunking computes the job statistics with `analyzer`
+    /// ([`crate::analysis`]).
+    pub fn with_analyzer(
+        ctx: WorkerContext,
+        media: Media,
+        analyzer: Option<Arc<dyn SourceAnalyzer>>,
+    ) -> Self {
         Self {
-            chunking: Arc::new(Worker::new(ChunkingHandler::new(
-                ctx.clone(),
-                media.clone(),
-            ))),
+            chunking: Arc::new(Worker::new(
+                ChunkingHandler::new(ctx.clone(), media.clone()).with_analyzer(analyzer),
+            )),
             reassembly: Arc::new(Worker::new(ReassemblyHandler::new(ctx.clone(), media))),
             deletion: Arc::new(Worker::new(DeletionHandler::new(ctx))),
         }

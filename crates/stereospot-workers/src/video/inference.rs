@@ -12,6 +12,7 @@ use stereospot_core::keys::{parse_s3_uri, s3_uri};
 use stereospot_core::payload::VideoWorkerPayload;
 use stereospot_core::platform::{Message, Queue};
 
+use crate::analysis::load_depth_seed;
 use crate::backend::{BackendData, ConvertContext, InferenceBackend};
 use crate::context::{Heartbeat, WorkDir, WorkerContext};
 use crate::error::{Failure, ForJob, WorkerError};
@@ -50,12 +51,17 @@ impl InferenceHandler {
     ) -> Result<Outcome, Failure> {
         let p = &self.ctx.platform;
         let job_id = payload.job_id;
+        let depth_seed =
+            load_depth_seed(&*p.storage, &p.buckets.input, job_id, payload.segment_index)
+                .await
+                .job(job_id)?;
         let cctx = ConvertContext {
             job_id,
             segment_index: payload.segment_index,
             total_segments: payload.total_segments,
             input_uri: payload.segment_s3_uri.clone(),
             output_uri: s3_uri(&p.buckets.output, output_key),
+            depth_seed,
         };
         let input = work.join("input.mp4");
         let output = work.join("output.mp4");

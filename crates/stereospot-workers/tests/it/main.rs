@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod analysis;
 mod at_least_once;
 mod end_to_end;
 mod http_backend;

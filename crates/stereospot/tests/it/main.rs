@@ -4,6 +4,7 @@
 
 mod crash;
 mod depth_cmd;
+mod depth_stats;
 mod helpers;
 mod inference_server;
 mod serve;
