@@ -67,6 +67,12 @@ pub struct WorkerConfig {
     /// On shutdown, how long in-flight work may continue before it is abandoned and its message
     /// made visible again.
     pub shutdown_grace: Duration,
+    /// How often the media worker sweeps for jobs whose reassembly message was lost
+    /// (`WORKER_REASSEMBLY_SWEEP_INTERVAL_SECONDS`, default 300).
+    pub reassembly_sweep_interval: Duration,
+    /// How long after its last segment completed a job still waiting for reassembly counts as
+    /// lost (`WORKER_REASSEMBLY_SWEEP_AFTER_SECONDS`, default 600).
+    pub reassembly_sweep_after: Duration,
     /// `INFERENCE_BACKEND` (default `stub`).
     pub backend: BackendKind,
     /// `INFERENCE_HTTP_URL`, required by the `http` backend.
@@ -88,6 +94,8 @@ impl Default for WorkerConfig {
             inference_max_in_flight: 1,
             reassembly_lease: Duration::from_secs(10 * 60),
             shutdown_grace: Duration::from_secs(30),
+            reassembly_sweep_interval: Duration::from_secs(5 * 60),
+            reassembly_sweep_after: Duration::from_secs(10 * 60),
             backend: BackendKind::Stub,
             inference_http_url: None,
             inference_http_timeout: Duration::from_secs(1200),
@@ -143,6 +151,14 @@ impl WorkerConfig {
             ),
             ("WORKER_REASSEMBLY_LEASE_SECONDS", &mut c.reassembly_lease),
             ("WORKER_SHUTDOWN_GRACE_SECONDS", &mut c.shutdown_grace),
+            (
+                "WORKER_REASSEMBLY_SWEEP_INTERVAL_SECONDS",
+                &mut c.reassembly_sweep_interval,
+            ),
+            (
+                "WORKER_REASSEMBLY_SWEEP_AFTER_SECONDS",
+                &mut c.reassembly_sweep_after,
+            ),
         ] {
             if let Some(v) = get(name) {
                 *field = parse_secs(name, &v)?;

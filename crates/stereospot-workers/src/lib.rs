@@ -48,8 +48,10 @@
 //! # Known gaps
 //!
 //! - A crash between creating the reassembly trigger and sending the reassembly message loses
-//!   the trigger (the spec's design has the same window); a periodic sweep of
-//!   `chunking_complete` jobs with all completions would close it.
+//!   the message (the spec's design has the same window): the media worker's periodic sweep
+//!   ([`trigger::sweep_lost_reassemblies`]) finds such jobs (`chunking_complete`, every
+//!   completion recorded, the newest `reassembly_sweep_after` old) and sends it again, so the
+//!   job is late, not stuck.
 //! - A segment conversion still running when its job is deleted may write its output after the
 //!   deletion handler ran.
 

@@ -10,6 +10,7 @@
 //! | `stereospot_reassembly_seconds` | histogram | | joining the segments and the audio, upload included |
 //! | `stereospot_job_failures_total` | counter | `code` | jobs failed, by stable error code |
 //! | `stereospot_messages_total` | counter | `worker`, `outcome` | messages handled: `done`, `skipped`, `job_failed`, `retry` |
+//! | `stereospot_reassembly_resent_total` | counter | | reassembly messages sent again by the lost-trigger sweep |
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub const CHUNKING_SECONDS: &str = "stereospot_chunking_seconds";
 pub const REASSEMBLY_SECONDS: &str = "stereospot_reassembly_seconds";
 pub const JOB_FAILURES_TOTAL: &str = "stereospot_job_failures_total";
 pub const MESSAGES_TOTAL: &str = "stereospot_messages_total";
+pub const REASSEMBLY_RESENT_TOTAL: &str = "stereospot_reassembly_resent_total";
 
 /// Registers help texts and units with the installed recorder (call once after installing it).
 pub fn describe() {
@@ -48,6 +50,10 @@ pub fn describe() {
     describe_counter!(
         MESSAGES_TOTAL,
         "Queue messages handled, by worker and outcome"
+    );
+    describe_counter!(
+        REASSEMBLY_RESENT_TOTAL,
+        "Reassembly messages sent again by the lost-trigger sweep"
     );
 }
 
@@ -81,4 +87,8 @@ pub(crate) fn message_handled(worker: &'static str, outcome: &Outcome) {
         Outcome::Retry { .. } => "retry",
     };
     metrics::counter!(MESSAGES_TOTAL, "worker" => worker, "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn reassembly_resent() {
+    metrics::counter!(REASSEMBLY_RESENT_TOTAL).increment(1);
 }

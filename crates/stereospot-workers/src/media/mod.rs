@@ -5,6 +5,7 @@ mod deletion;
 mod reassembly;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use stereospot_media::Media;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,7 @@ pub use reassembly::ReassemblyHandler;
 
 use crate::analysis::SourceAnalyzer;
 use crate::context::WorkerContext;
-use crate::runner::Worker;
+use crate::runner::{Handler, Worker};
 
 /// The media worker's consumers, one per queue.
 #[derive(Debug, Clone)]
@@ -46,12 +47,42 @@ impl MediaWorker {
         }
     }
 
-    /// Runs the three loops concurrently until `shutdown` is cancelled and they have stopped.
+    /// Runs the three loops and the lost-reassembly sweep concurrently until `shutdown` is
+    /// cancelled and they have stopped.
     pub async fn run(self, shutdown: CancellationToken) {
+        let ctx = self.reassembly.handler().context().clone();
         tokio::join!(
             self.chunking.run(shutdown.clone()),
             self.reassembly.run(shutdown.clone()),
-            self.deletion.run(shutdown),
+            self.deletion.run(shutdown.clone()),
+            sweep_loop(ctx, shutdown),
         );
+    }
+}
+
+/// Every `reassembly_sweep_interval`, [`crate::trigger::sweep_lost_reassemblies`].
+async fn sweep_loop(ctx: WorkerContext, shutdown: CancellationToken) {
+    let interval = ctx
+        .config
+        .reassembly_sweep_interval
+        .max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match crate::trigger::sweep_lost_reassemblies(&ctx, ctx.config.reassembly_sweep_after).await
+        {
+            Ok(s) if s.triggered + s.resent > 0 => {
+                tracing::warn!(
+                    checked = s.checked,
+                    triggered = s.triggered,
+                    resent = s.resent,
+                    "reassembly sweep sent lost messages"
+                );
+            }
+            Ok(s) => tracing::debug!(checked = s.checked, "reassembly sweep: nothing lost"),
+            Err(e) => tracing::warn!(error = %e, "reassembly sweep failed"),
+        }
     }
 }

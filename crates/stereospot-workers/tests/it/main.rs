@@ -14,3 +14,4 @@ mod idempotency;
 mod metrics;
 mod poison;
 mod running;
+mod sweep;
