@@ -16,4 +16,4 @@ pub use lock::LocalReassemblyLock;
 pub use queue::{LocalQueue, QueueConfig};
 
 pub mod platform;
-pub use platform::LocalPlatform;
+pub use platform::{LocalPlatform, QueueOverrides};

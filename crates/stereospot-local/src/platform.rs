@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use stereospot_core::config::Settings;
-use stereospot_core::platform::{Buckets, Platform, Queue, Queues, Result};
+use stereospot_core::platform::{Buckets, Platform, PlatformError, Queue, Queues, Result};
 
 use crate::notify::{NotificationRule, Notifier};
 use crate::storage::{FsObjectStorage, FsStorageOptions};
@@ -26,6 +26,61 @@ pub const QUEUES: [(&str, Duration, u32); 6] = [
     ("ingest", Duration::from_secs(20 * 60), 3),
 ];
 
+/// Overrides of the queues' settings for every pipeline queue (tests and drills: a short
+/// visibility timeout makes a crashed worker's message come back quickly).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueOverrides {
+    /// `STEREOSPOT_QUEUE_VISIBILITY_SECONDS` (fractions allowed).
+    pub visibility_timeout: Option<Duration>,
+    /// `STEREOSPOT_QUEUE_MAX_RECEIVES`: deliveries before a message moves to its dead-letter
+    /// queue.
+    pub max_receives: Option<u32>,
+}
+
+impl QueueOverrides {
+    /// Reads the overrides through `lookup` (empty values count as unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let bad = |name: &str, value: &str, expected: &str| {
+            PlatformError::Invalid(format!("{name}={value:?} is not valid: {expected}"))
+        };
+        let mut o = Self::default();
+        if let Some(v) = get("STEREOSPOT_QUEUE_VISIBILITY_SECONDS") {
+            let secs = v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0 && *s <= 12.0 * 3600.0)
+                .ok_or_else(|| {
+                    bad(
+                        "STEREOSPOT_QUEUE_VISIBILITY_SECONDS",
+                        &v,
+                        "seconds, more than 0 and at most 43200",
+                    )
+                })?;
+            o.visibility_timeout = Some(Duration::from_secs_f64(secs));
+        }
+        if let Some(v) = get("STEREOSPOT_QUEUE_MAX_RECEIVES") {
+            let n = v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "STEREOSPOT_QUEUE_MAX_RECEIVES",
+                        &v,
+                        "a whole number from 1 to 1000",
+                    )
+                })?;
+            o.max_receives = Some(n);
+        }
+        Ok(o)
+    }
+}
+
 /// The embedded platform, opened.
 #[derive(Debug)]
 pub struct LocalPlatform {
@@ -34,12 +89,14 @@ pub struct LocalPlatform {
     pub storage: Arc<FsObjectStorage>,
 }
 
-fn queue(db: &Db, name: &str) -> Arc<dyn Queue> {
+fn queue(db: &Db, name: &str, overrides: &QueueOverrides) -> Arc<dyn Queue> {
     let (visibility_timeout, max_receives) = QUEUES
         .iter()
         .find(|(n, _, _)| *n == name)
         .map(|(_, v, m)| (*v, *m))
         .unwrap_or((Duration::from_secs(30), 5));
+    let visibility_timeout = overrides.visibility_timeout.unwrap_or(visibility_timeout);
+    let max_receives = overrides.max_receives.unwrap_or(max_receives);
     Arc::new(LocalQueue::new(
         db.clone(),
         name,
@@ -55,14 +112,25 @@ impl LocalPlatform {
     /// Opens (creating on first use) the platform in `data_dir`. Presigned URLs start with
     /// `base_url`, the address of the process that serves [`LocalPlatform::objects_router`].
     pub async fn open(data_dir: &Path, settings: &Settings, base_url: &str) -> Result<Self> {
+        Self::open_with(data_dir, settings, base_url, &QueueOverrides::default()).await
+    }
+
+    /// [`LocalPlatform::open`] with the queues' settings overridden.
+    pub async fn open_with(
+        data_dir: &Path,
+        settings: &Settings,
+        base_url: &str,
+        overrides: &QueueOverrides,
+    ) -> Result<Self> {
         let db = Db::open(data_dir).await?;
+        let q = |name: &str| queue(&db, name, overrides);
         let queues = Queues {
-            chunking: queue(&db, "chunking"),
-            video_worker: queue(&db, "video-worker"),
-            segment_output: queue(&db, "segment-output"),
-            reassembly: queue(&db, "reassembly"),
-            deletion: queue(&db, "deletion"),
-            ingest: queue(&db, "ingest"),
+            chunking: q("chunking"),
+            video_worker: q("video-worker"),
+            segment_output: q("segment-output"),
+            reassembly: q("reassembly"),
+            deletion: q("deletion"),
+            ingest: q("ingest"),
         };
         let buckets = Buckets {
             input: settings.input_bucket.clone(),

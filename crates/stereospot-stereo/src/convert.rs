@@ -49,6 +49,10 @@ pub struct ConvertOptions {
     /// [`NormalizerOptions::seed_frames`] frames, so independently converted segments meet
     /// without a depth jump (see [`crate::stabilize`]).
     pub initial_range: Option<RangeState>,
+    /// A seed from [`crate::stabilize::relative_range`] (the pipeline's: the frames just before
+    /// the segment, computed at chunking), used instead of the segment's own first frames; wins
+    /// over `initial_range`.
+    pub relative_seed: Option<RangeState>,
     /// Decoding options (e.g. a resize for previews).
     pub read: ReadOptions,
     /// Encoder settings.
@@ -417,7 +421,7 @@ fn process_loop(
     // independently converted segments meet without a depth jump. Those frames are copied (their
     // decode buffers go back at once) and their depth is kept, so nothing is estimated twice.
     let mut lead: Vec<(RgbFrame, DepthMap)> = Vec::new();
-    let seed_frames = if opts.initial_range.is_some() {
+    let seed_frames = if opts.initial_range.is_some() || opts.relative_seed.is_some() {
         0
     } else {
         opts.normalizer.seed_frames
@@ -433,9 +437,10 @@ fn process_loop(
     let seed = opts
         .initial_range
         .or_else(|| seed_state(lead.iter().map(|(f, d)| (f, d)), &opts.normalizer));
-    let mut normalizer = match seed {
-        Some(state) => DepthNormalizer::with_state(opts.normalizer, state),
-        None => DepthNormalizer::new(opts.normalizer),
+    let mut normalizer = match (opts.relative_seed, seed) {
+        (Some(rel), _) => DepthNormalizer::with_relative_seed(opts.normalizer, rel),
+        (None, Some(state)) => DepthNormalizer::with_state(opts.normalizer, state),
+        (None, None) => DepthNormalizer::new(opts.normalizer),
     };
     for (frame, raw) in lead {
         p.check_cancel()?;

@@ -53,8 +53,17 @@
 //!
 //! Closer still: a worker that can decode the previous segment's last frames can *pre-roll* the
 //! normaliser over about `3 / ema` of them (outputs discarded), which reproduces the whole run's
-//! average (under 0.001 in the same test), at the cost of that many extra depth estimates. A
-//! pipeline that knows a job-wide range can also pass it to [`DepthNormalizer::with_state`].
+//! average (under 0.001 in the same test), at the cost of that many extra depth estimates.
+//!
+//! The pipeline does the cheap version once per job: at chunking, [`relative_range`] of the
+//! [`seed_frames`](NormalizerOptions::seed_frames) frames just *before* each joint is stored with
+//! the job, and segment `k + 1` starts from it ([`DepthNormalizer::with_relative_seed`]): the
+//! state segment `k` ended with, rather than the state of the frames after the joint. On real
+//! video with fast depth (the binary's `depth_stats` test, joints every 50 frames) the mean
+//! change of the normalised depth across a joint is 0.0043 (car-detection) and 0.0072
+//! (cockatoo), against 0.0081 and 0.0093 when each segment seeds from its own first frames, 0.0064
+//! and 0.0149 with one range for the whole job (frames sampled across the source), and 0.0034
+//! and 0.0073 for the whole run at the same frames.
 
 use rayon::prelude::*;
 
@@ -206,6 +215,19 @@ impl DepthNormalizer {
         if state.lo.is_finite() && state.hi.is_finite() {
             n.seed = Some(state);
             n.last = Some(state);
+        }
+        n
+    }
+
+    /// A normaliser seeded with a range from [`relative_range`] (relative to each frame's median
+    /// and spread with [`follow_scale`](NormalizerOptions::follow_scale), raw without), so it
+    /// applies to any frame whatever the model's scale there. The pipeline computes one per
+    /// segment joint, once, from the frames just before the joint (the end of the previous
+    /// segment), so segment `k + 1` starts where segment `k`'s average ended.
+    pub fn with_relative_seed(opts: NormalizerOptions, relative: RangeState) -> Self {
+        let mut n = DepthNormalizer::new(opts);
+        if relative.lo.is_finite() && relative.hi.is_finite() && relative.hi > relative.lo {
+            n.average = Some((relative.lo, relative.hi));
         }
         n
     }
@@ -411,6 +433,25 @@ pub fn seed_state<'a>(
         rel.push(b.relative(st.lo, st.hi));
     }
     let (lo, hi) = first?.absolute(median_pair(rel.into_iter())?);
+    Some(RangeState { lo, hi })
+}
+
+/// A seed for [`DepthNormalizer::with_relative_seed`] from raw depth maps: the per-bound median
+/// of their ranges, each relative to its own map's median and spread with
+/// [`follow_scale`](NormalizerOptions::follow_scale), raw without. Scene cuts are not looked
+/// for. `None` without usable maps.
+pub fn relative_range<'a>(
+    maps: impl IntoIterator<Item = &'a DepthMap>,
+    opts: &NormalizerOptions,
+) -> Option<RangeState> {
+    let opts = opts.sanitized();
+    let mut samples = Vec::new();
+    let rel = maps.into_iter().filter_map(|raw| {
+        let st = sample_stats(raw, &opts, &mut samples)?;
+        Some(basis(&st, opts.follow_scale)?.relative(st.lo, st.hi))
+    });
+    let rel: Vec<(f32, f32)> = rel.collect();
+    let (lo, hi) = median_pair(rel.into_iter())?;
     Some(RangeState { lo, hi })
 }
 

@@ -54,7 +54,7 @@ pub enum BackendData {
 }
 
 /// What a backend may want to know about the segment besides its file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConvertContext {
     pub job_id: JobId,
     pub segment_index: u32,
@@ -63,6 +63,8 @@ pub struct ConvertContext {
     pub input_uri: String,
     /// `s3://bucket/key` the output must be written to.
     pub output_uri: String,
+    /// The depth normaliser's seed from the job's statistics ([`crate::analysis`]), if any.
+    pub depth_seed: Option<crate::analysis::DepthSeed>,
 }
 
 /// Converts one segment.

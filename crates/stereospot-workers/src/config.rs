@@ -69,6 +69,12 @@ pub struct WorkerConfig {
     /// On shutdown, how long in-flight work may continue before it is abandoned and its message
     /// made visible again.
     pub shutdown_grace: Duration,
+    /// How often the media worker sweeps for jobs whose reassembly message was lost
+    /// (`WORKER_REASSEMBLY_SWEEP_INTERVAL_SECONDS`, default 300).
+    pub reassembly_sweep_interval: Duration,
+    /// How long after its last segment completed a job still waiting for reassembly counts as
+    /// lost (`WORKER_REASSEMBLY_SWEEP_AFTER_SECONDS`, default 600).
+    pub reassembly_sweep_after: Duration,
     /// `INFERENCE_BACKEND` (default `stub`).
     pub backend: BackendKind,
     /// `INFERENCE_HTTP_URL`, required by the `http` backend.
@@ -95,6 +101,8 @@ impl Default for WorkerConfig {
             inference_max_in_flight: 1,
             reassembly_lease: Duration::from_secs(10 * 60),
             shutdown_grace: Duration::from_secs(30),
+            reassembly_sweep_interval: Duration::from_secs(5 * 60),
+            reassembly_sweep_after: Duration::from_secs(10 * 60),
             backend: BackendKind::Stub,
             inference_http_url: None,
             inference_http_timeout: Duration::from_secs(1200),
@@ -142,6 +150,35 @@ impl WorkerConfig {
                 expected: "a base URL such as http://10.0.1.5:8080 (required by INFERENCE_BACKEND=http)",
             });
         }
+        for (name, field) in [
+            ("WORKER_RETRY_DELAY_SECONDS", &mut c.retry_delay),
+            ("WORKER_HEARTBEAT_SECONDS", &mut c.heartbeat_interval),
+            (
+                "WORKER_VISIBILITY_EXTENSION_SECONDS",
+                &mut c.visibility_extension,
+            ),
+            ("WORKER_REASSEMBLY_LEASE_SECONDS", &mut c.reassembly_lease),
+            ("WORKER_SHUTDOWN_GRACE_SECONDS", &mut c.shutdown_grace),
+            (
+                "WORKER_REASSEMBLY_SWEEP_INTERVAL_SECONDS",
+                &mut c.reassembly_sweep_interval,
+            ),
+            (
+                "WORKER_REASSEMBLY_SWEEP_AFTER_SECONDS",
+                &mut c.reassembly_sweep_after,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *field = parse_secs(name, &v)?;
+            }
+        }
+        if c.visibility_extension <= c.heartbeat_interval {
+            return Err(ConfigError {
+                name: "WORKER_VISIBILITY_EXTENSION_SECONDS",
+                value: format!("{}", c.visibility_extension.as_secs_f64()),
+                expected: "more than WORKER_HEARTBEAT_SECONDS (a heartbeat must renew a message before it shows again)",
+            });
+        }
         if let Some(v) = get("INFERENCE_HTTP_TIMEOUT_SECONDS") {
             let secs: u32 = parse_num("INFERENCE_HTTP_TIMEOUT_SECONDS", &v, 1, 86_400)?;
             c.inference_http_timeout = Duration::from_secs(u64::from(secs));
@@ -187,6 +224,20 @@ fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
             expected: "true or false",
         }),
     }
+}
+
+/// Seconds, fractions allowed (`0.5`), from 0 to a day.
+fn parse_secs(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| (0.0..=86_400.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| ConfigError {
+            name,
+            value: value.to_string(),
+            expected: "seconds from 0 to 86400 (fractions allowed)",
+        })
 }
 
 fn parse_num(name: &'static str, value: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
@@ -271,6 +322,25 @@ mod tests {
             let e = WorkerConfig::from_lookup(lookup(&[(k, v)])).unwrap_err();
             assert_eq!(e.name, k);
         }
+    }
+
+    #[test]
+    fn timings_are_settable_for_drills() {
+        let c = WorkerConfig::from_lookup(lookup(&[
+            ("WORKER_HEARTBEAT_SECONDS", "0.2"),
+            ("WORKER_VISIBILITY_EXTENSION_SECONDS", "1"),
+            ("WORKER_REASSEMBLY_LEASE_SECONDS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(c.visibility_extension, Duration::from_secs(1));
+        assert_eq!(c.reassembly_lease, Duration::from_secs(2));
+        let e =
+            WorkerConfig::from_lookup(lookup(&[("WORKER_HEARTBEAT_SECONDS", "600")])).unwrap_err();
+        assert_eq!(e.name, "WORKER_VISIBILITY_EXTENSION_SECONDS");
+        assert!(
+            WorkerConfig::from_lookup(lookup(&[("WORKER_RETRY_DELAY_SECONDS", "-1")])).is_err()
+        );
     }
 
     #[test]

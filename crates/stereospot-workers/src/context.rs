@@ -63,6 +63,7 @@ impl WorkerContext {
             {
                 Ok(job) => {
                     tracing::warn!(code, reason = message, "job failed");
+                    crate::metrics::job_failed(code);
                     return Ok(Some(job));
                 }
                 Err(PlatformError::Transition(_)) => continue,

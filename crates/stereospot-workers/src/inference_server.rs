@@ -22,6 +22,7 @@ use stereospot_core::platform::{ObjectStorage, PlatformError};
 use stereospot_core::{ObjectKey, StereoMode};
 use tracing::Instrument;
 
+use crate::analysis::load_depth_seed;
 use crate::backend::{BackendData, ConvertContext, InferenceBackend};
 
 /// What the server needs.
@@ -104,12 +105,17 @@ async fn invocations(State(server): State<Arc<InferenceServer>>, body: Bytes) ->
         );
     }
     let span = tracing::info_span!("invocation", job_id = %job_id, segment_index = index);
+    let depth_seed = match load_depth_seed(&*server.storage, in_bucket, job_id, index).await {
+        Ok(seed) => seed,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     let ctx = ConvertContext {
         job_id,
         segment_index: index,
         total_segments: total,
         input_uri: request.s3_input_uri.clone(),
         output_uri: request.s3_output_uri.clone(),
+        depth_seed,
     };
     convert(&server, in_bucket, in_key, out_bucket, out_key, mode, &ctx)
         .instrument(span)

@@ -28,9 +28,11 @@
 //!   worker holds the reassembly claim).
 //! - A handler error (storage, timeouts, a crashed ffmpeg: the machine's trouble, not the
 //!   input's) makes the message visible again after a doubling back-off; at the
-//!   `max_attempts`-th delivery the job is failed with the error's code and the message deleted.
-//!   Bad input (the media layer's input errors) fails the job at once. So a poison upload
-//!   never loops.
+//!   `max_attempts`-th delivery the job is failed with the error's code and a readable reason,
+//!   and the message is left to the queue's redrive policy, which moves it to the dead-letter
+//!   queue (`{queue}-dlq`) at its next receive, for operators (`max_attempts` matches the
+//!   queues' maximum receive count, 3). Bad input (the media layer's input errors) fails the
+//!   job at once and deletes the message. So a poison upload never loops.
 //!
 //! # Invariants
 //!
@@ -47,11 +49,14 @@
 //! # Known gaps
 //!
 //! - A crash between creating the reassembly trigger and sending the reassembly message loses
-//!   the trigger (the spec's design has the same window); a periodic sweep of
-//!   `chunking_complete` jobs with all completions would close it.
+//!   the message (the spec's design has the same window): the media worker's periodic sweep
+//!   ([`trigger::sweep_lost_reassemblies`]) finds such jobs (`chunking_complete`, every
+//!   completion recorded, the newest `reassembly_sweep_after` old) and sends it again, so the
+//!   job is late, not stuck.
 //! - A segment conversion still running when its job is deleted may write its output after the
 //!   deletion handler ran.
 
+pub mod analysis;
 pub mod backend;
 pub mod config;
 mod context;
@@ -59,12 +64,14 @@ mod error;
 mod events;
 pub mod inference_server;
 pub mod media;
+pub mod metrics;
 mod runner;
 pub mod trigger;
 pub mod video;
 
 use std::sync::Arc;
 
+pub use analysis::{DepthSeed, JobStats, SourceAnalyzer};
 pub use backend::{
     BackendData, BackendError, ConvertContext, HttpBackend, InferenceBackend, StubBackend,
 };

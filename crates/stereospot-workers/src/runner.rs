@@ -31,7 +31,8 @@ pub enum Outcome {
         reason: String,
     },
     /// The job failed (bad input, or the pipeline gave up after its attempts); the failure and
-    /// its reason are on the job, and the message was deleted.
+    /// its reason are on the job. A bad input's message was deleted; after the last attempt the
+    /// message is left to the queue's dead-letter redrive.
     JobFailed { job_id: JobId, code: String },
     /// Not now: the message stays in the queue and is delivered again after `delay`.
     Retry {
@@ -48,7 +49,8 @@ impl Outcome {
         Self::Skipped { job_id, reason }
     }
 
-    /// Whether the message was removed from the queue.
+    /// Whether the message is finished with (deleted, or, after the last attempt, left to the
+    /// queue's dead-letter redrive).
     pub fn deleted_message(&self) -> bool {
         matches!(
             self,
@@ -139,7 +141,9 @@ impl<H: Handler> Worker<H> {
         );
         async {
             let result = self.handler.handle(&message).await;
-            self.settle(&message, result).await
+            let outcome = self.settle(&message, result).await;
+            crate::metrics::message_handled(self.handler.name(), &outcome);
+            outcome
         }
         .instrument(span)
         .await
@@ -177,14 +181,15 @@ impl<H: Handler> Worker<H> {
             Err(failure) => {
                 let code = failure.error.code();
                 tracing::error!(error = %failure.error, code, "handling failed on the last attempt; giving up");
-                match failure.job_id {
+                let outcome = match failure.job_id {
                     Some(job_id) => {
                         let reason = format!(
                             "processing failed {} times: {}",
                             message.receive_count, failure.error
                         );
                         if let Err(e) = ctx.fail_job(job_id, code, &reason).await {
-                            // Leave the message: it reaches the dead-letter queue.
+                            // Leave the message: it is retried, and reaches the dead-letter
+                            // queue at the queue's maximum receive count.
                             tracing::error!(error = %e, "cannot mark the job failed");
                             return Outcome::Retry {
                                 job_id: Some(job_id),
@@ -198,7 +203,13 @@ impl<H: Handler> Worker<H> {
                         }
                     }
                     None => Outcome::skipped(None, format!("gave up: {}", failure.error)),
-                }
+                };
+                // Not deleted: the poison message goes to the dead-letter queue for operators,
+                // as the queue's redrive policy moves it at its next receive (made visible now
+                // so that happens at once). Should the queue allow more receives than
+                // `max_attempts`, the next delivery finds the job failed and drops it.
+                set_visibility(&**queue, &message.receipt, Duration::ZERO).await;
+                return outcome;
             }
         };
         match queue.delete(&message.receipt).await {

@@ -27,6 +27,8 @@ pub enum Command {
     MediaWorker(crate::workers::WorkerArgs),
     /// Run the video worker: segment inference and segment output
     VideoWorker(crate::workers::WorkerArgs),
+    /// Serve the inference contract (`GET /ping`, `POST /invocations`) for `INFERENCE_BACKEND=http`
+    InferenceServer(crate::inference_cmd::InferenceServerArgs),
     /// Write the tensor the depth model receives for an image (.npy, 1 x 3 x H x W float32)
     DepthPreprocess(crate::depth_cmd::DepthPreprocessArgs),
     /// Run a depth model's bare forward pass on a .npy tensor (output N x H x W float32)
@@ -105,6 +107,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::MediaWorker(args) => crate::workers::run_media_worker(settings, args).await,
         Command::VideoWorker(args) => crate::workers::run_video_worker(settings, args).await,
+        Command::InferenceServer(args) => crate::inference_cmd::run(settings, args).await,
         Command::DepthPreprocess(args) => {
             tokio::task::spawn_blocking(move || crate::depth_cmd::run_preprocess(&args)).await?
         }

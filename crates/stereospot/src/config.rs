@@ -34,6 +34,19 @@ pub fn data_dir(settings: &Settings, flag: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
+/// Opens the local platform in `data_dir`, with the queue overrides from the environment
+/// (`STEREOSPOT_QUEUE_VISIBILITY_SECONDS`, `STEREOSPOT_QUEUE_MAX_RECEIVES`).
+pub async fn open_local(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+    base_url: &str,
+) -> Result<stereospot_local::LocalPlatform> {
+    let overrides = stereospot_local::QueueOverrides::from_lookup(|k| std::env::var(k).ok())?;
+    stereospot_local::LocalPlatform::open_with(data_dir, settings, base_url, &overrides)
+        .await
+        .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))
+}
+
 /// Refuses platforms this build cannot run yet.
 pub fn require_local(settings: &Settings) -> Result<()> {
     match settings.platform {

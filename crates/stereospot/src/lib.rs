@@ -6,6 +6,7 @@ pub mod config;
 pub mod convert_cmd;
 pub mod depth_cmd;
 pub mod engine_backend;
+pub mod inference_cmd;
 pub mod model_args;
 pub mod serve;
 pub mod telemetry;

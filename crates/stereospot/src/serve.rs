@@ -86,11 +86,7 @@ pub async fn start(settings: &Settings, args: &ServeArgs, listener: TcpListener)
         })?,
         None => listen_url.clone(),
     };
-    let local = Arc::new(
-        LocalPlatform::open(&data_dir, settings, &base_url)
-            .await
-            .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))?,
-    );
+    let local = Arc::new(crate::config::open_local(settings, &data_dir, &base_url).await?);
     let web = AppState::new(local.platform.clone(), web_config(&args.web, &listen_url)?);
     let objects = stereospot_local::http::router_with_config(
         local.storage.clone(),

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::engine_backend::LocalEngineBackend;
+use crate::engine_backend::{EngineAnalyzer, LocalEngineBackend};
 use crate::model_args::ModelArgs;
 use anyhow::{Context, Result};
 use stereospot_core::config::Settings;
@@ -17,8 +17,8 @@ use stereospot_core::platform::Platform;
 use stereospot_local::LocalPlatform;
 use stereospot_media::{EncodeOptions, Media};
 use stereospot_workers::{
-    CancellationToken, InferenceBackend, MediaWorker, VideoWorker, WorkerConfig, WorkerContext,
-    backend_from_config,
+    BackendKind, CancellationToken, InferenceBackend, MediaWorker, SourceAnalyzer, VideoWorker,
+    WorkerConfig, WorkerContext, backend_from_config,
 };
 
 #[derive(Debug, clap::Args)]
@@ -55,13 +55,14 @@ async fn open(settings: &Settings, args: &WorkerArgs) -> Result<LocalPlatform> {
     crate::config::require_local(settings)?;
     let data_dir = crate::config::data_dir(settings, args.data_dir.clone())?;
     // Workers never presign URLs; the base URL only matters to the process that serves them.
-    LocalPlatform::open(&data_dir, settings, "http://127.0.0.1:8080")
-        .await
-        .with_context(|| format!("cannot open the local platform in {}", data_dir.display()))
+    crate::config::open_local(settings, &data_dir, "http://127.0.0.1:8080").await
 }
 
-/// The media worker's loops on `platform` (ingest, chunking, reassembly, deletion).
-pub fn media_worker(platform: Platform, config: WorkerConfig) -> MediaWorker {
+/// The media worker's loops on `platform` (ingest, chunking, reassembly, deletion). With the
+/// in-process engine as the backend (`INFERENCE_BACKEND=local`), chunking also computes the
+/// job's depth statistics with `model` (the same estimator the video workers use), so segments
+/// join without depth jumps.
+pub fn media_worker(platform: Platform, config: WorkerConfig, model: &ModelArgs) -> MediaWorker {
     let ingest = &config.ingest;
     let yt_dlp = stereospot_media::ingest::find_yt_dlp(ingest.yt_dlp.as_deref());
     tracing::info!(
@@ -76,7 +77,13 @@ pub fn media_worker(platform: Platform, config: WorkerConfig) -> MediaWorker {
             "INGEST_ALLOW_LOOPBACK is on: URL ingest may reach services on this machine (meant for tests)"
         );
     }
-    MediaWorker::new(WorkerContext::new(platform, config), Media::default())
+    let analyzer: Option<Arc<dyn SourceAnalyzer>> = (config.backend == BackendKind::Local)
+        .then(|| Arc::new(EngineAnalyzer::new(model.clone(), Media::default())) as _);
+    MediaWorker::with_analyzer(
+        WorkerContext::new(platform, config),
+        Media::default(),
+        analyzer,
+    )
 }
 
 /// The video worker's loops on `platform`, with the configured inference backend.
@@ -101,7 +108,7 @@ pub fn spawn_embedded(
     model: &ModelArgs,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let media = media_worker(platform.clone(), config.clone());
+    let media = media_worker(platform.clone(), config.clone(), model);
     let video = video_worker(platform, config, model)?;
     Ok(tokio::spawn(async move {
         tokio::join!(media.run(shutdown.clone()), video.run(shutdown));
@@ -111,7 +118,7 @@ pub fn spawn_embedded(
 pub async fn run_media_worker(settings: Settings, args: WorkerArgs) -> Result<()> {
     let config = worker_config()?;
     let local = open(&settings, &args).await?;
-    let worker = media_worker(local.platform.clone(), config);
+    let worker = media_worker(local.platform.clone(), config, &args.model);
     run_until_signal(|shutdown| worker.run(shutdown)).await
 }
 

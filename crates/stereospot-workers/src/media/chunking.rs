@@ -15,6 +15,7 @@ use stereospot_core::platform::{Message, PlatformError, Queue};
 use stereospot_core::{Job, JobId, JobStatus, JobUpdate, ObjectKey};
 use stereospot_media::{ChunkOptions, Media};
 
+use crate::analysis::{SourceAnalyzer, store};
 use crate::context::{Heartbeat, WorkDir, WorkerContext, run_media};
 use crate::error::{Failure, ForJob, WorkerError};
 use crate::events::event_object;
@@ -27,6 +28,7 @@ pub struct ChunkingHandler {
     ctx: WorkerContext,
     media: Media,
     options: ChunkOptions,
+    analyzer: Option<Arc<dyn SourceAnalyzer>>,
 }
 
 impl ChunkingHandler {
@@ -41,7 +43,15 @@ impl ChunkingHandler {
             ctx,
             media,
             options,
+            analyzer: None,
         }
+    }
+
+    /// Computes the job's statistics ([`crate::analysis`]) with `analyzer` before the segments
+    /// are uploaded.
+    pub fn with_analyzer(mut self, analyzer: Option<Arc<dyn SourceAnalyzer>>) -> Self {
+        self.analyzer = analyzer;
+        self
     }
 
     /// Replaces the chunking options.
@@ -61,6 +71,7 @@ impl ChunkingHandler {
         let p = &self.ctx.platform;
         let job_id = job.job_id;
         let source = work.join("source.mp4");
+        let t0 = std::time::Instant::now();
         let size = match p.storage.get_to_file(&p.buckets.input, key, &source).await {
             Ok(size) => size,
             Err(PlatformError::NotFound(_)) => {
@@ -95,6 +106,25 @@ impl ChunkingHandler {
             Err(e) => return Err(Failure::new(Some(job_id), e)),
         };
         let total = u32::try_from(chunked.segments.len()).unwrap_or(u32::MAX);
+        // Before any segment exists (their uploads start the conversions).
+        if let Some(analyzer) = &self.analyzer {
+            let firsts: Vec<u64> = chunked.segments.iter().map(|s| s.first_frame).collect();
+            let t = std::time::Instant::now();
+            match analyzer.analyze(&work.join("source.mp4"), &firsts).await {
+                Ok(stats) => {
+                    store(&*p.storage, &p.buckets.input, job_id, &stats)
+                        .await
+                        .job(job_id)?;
+                    tracing::info!(
+                        model = %stats.depth_model,
+                        seconds = t.elapsed().as_secs_f64(),
+                        "job statistics stored"
+                    );
+                }
+                // The segments seed themselves instead: worse joints, not a failed job.
+                Err(e) => tracing::warn!(error = %e, "cannot compute the job statistics"),
+            }
+        }
         for seg in &chunked.segments {
             let seg_key = ObjectKey::segment(job_id, seg.index, total, job.mode)
                 .ok_or_else(|| {
@@ -118,6 +148,7 @@ impl ChunkingHandler {
             seconds = started.elapsed().as_secs_f64(),
             "segments uploaded"
         );
+        crate::metrics::chunked(t0.elapsed());
         let update = JobUpdate {
             total_segments: Some(total),
             source_file_size_bytes: job.source_file_size_bytes.is_none().then_some(size),

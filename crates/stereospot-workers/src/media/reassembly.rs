@@ -136,6 +136,7 @@ impl ReassemblyHandler {
             seconds = started.elapsed().as_secs_f64(),
             "job completed"
         );
+        crate::metrics::reassembled(started.elapsed());
         Ok(Outcome::Done { job_id })
     }
 }

@@ -12,6 +12,7 @@ use stereospot_core::keys::{parse_s3_uri, s3_uri};
 use stereospot_core::payload::VideoWorkerPayload;
 use stereospot_core::platform::{Message, Queue};
 
+use crate::analysis::load_depth_seed;
 use crate::backend::{BackendData, ConvertContext, InferenceBackend};
 use crate::context::{Heartbeat, WorkDir, WorkerContext};
 use crate::error::{Failure, ForJob, WorkerError};
@@ -50,22 +51,28 @@ impl InferenceHandler {
     ) -> Result<Outcome, Failure> {
         let p = &self.ctx.platform;
         let job_id = payload.job_id;
+        let depth_seed =
+            load_depth_seed(&*p.storage, &p.buckets.input, job_id, payload.segment_index)
+                .await
+                .job(job_id)?;
         let cctx = ConvertContext {
             job_id,
             segment_index: payload.segment_index,
             total_segments: payload.total_segments,
             input_uri: payload.segment_s3_uri.clone(),
             output_uri: s3_uri(&p.buckets.output, output_key),
+            depth_seed,
         };
         let input = work.join("input.mp4");
         let output = work.join("output.mp4");
         let started = std::time::Instant::now();
-        match self.backend.data() {
+        let (bucket, key) = parse_s3_uri(&payload.segment_s3_uri)
+            .ok_or_else(|| WorkerError::Internal("bad segment URI".into()))
+            .job(job_id)?;
+        let input_bytes = match self.backend.data() {
             BackendData::LocalFiles => {
-                let (bucket, key) = parse_s3_uri(&payload.segment_s3_uri)
-                    .ok_or_else(|| WorkerError::Internal("bad segment URI".into()))
-                    .job(job_id)?;
-                p.storage
+                let size = p
+                    .storage
                     .get_to_file(bucket, key, &input)
                     .await
                     .job(job_id)?;
@@ -77,14 +84,22 @@ impl InferenceHandler {
                     .put_file(&p.buckets.output, output_key, &output)
                     .await
                     .job(job_id)?;
+                size
             }
             BackendData::Storage => {
+                let size = p
+                    .storage
+                    .head(bucket, key)
+                    .await
+                    .job(job_id)?
+                    .map_or(0, |m| m.size);
                 self.backend
                     .convert(&input, &output, payload.mode, &cctx)
                     .await
                     .job(job_id)?;
+                size
             }
-        }
+        };
         if p.storage
             .head(&p.buckets.output, output_key)
             .await
@@ -106,6 +121,7 @@ impl InferenceHandler {
             seconds = started.elapsed().as_secs_f64(),
             "segment converted"
         );
+        crate::metrics::segment_converted(self.backend.name(), started.elapsed(), input_bytes);
         Ok(Outcome::Done { job_id })
     }
 }

@@ -6,10 +6,13 @@
 
 mod helpers;
 
+mod analysis;
 mod at_least_once;
 mod end_to_end;
 mod http_backend;
 mod idempotency;
 mod ingest;
+mod metrics;
 mod poison;
 mod running;
+mod sweep;

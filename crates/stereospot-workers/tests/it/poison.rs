@@ -4,7 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use async_trait::async_trait;
+use stereospot_core::platform::{Message, PlatformError, Queue, QueueDepth, ReceiveOptions};
 use stereospot_core::{JobStatus, StereoMode};
 use stereospot_workers::{BackendError, ConvertContext, InferenceBackend, Outcome, WorkerConfig};
 
@@ -113,25 +116,83 @@ impl InferenceBackend for Broken {
     }
 }
 
+/// Counts the messages a queue delivers.
+#[derive(Debug)]
+struct CountingReceives {
+    inner: Arc<dyn Queue>,
+    delivered: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Queue for CountingReceives {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn send(&self, body: &str) -> Result<String, PlatformError> {
+        self.inner.send(body).await
+    }
+    async fn send_batch(&self, bodies: &[String]) -> Result<Vec<String>, PlatformError> {
+        self.inner.send_batch(bodies).await
+    }
+    async fn receive(&self, options: &ReceiveOptions) -> Result<Vec<Message>, PlatformError> {
+        let got = self.inner.receive(options).await?;
+        self.delivered.fetch_add(got.len(), Ordering::SeqCst);
+        Ok(got)
+    }
+    async fn delete(&self, receipt: &str) -> Result<(), PlatformError> {
+        self.inner.delete(receipt).await
+    }
+    async fn change_visibility(&self, receipt: &str, t: Duration) -> Result<(), PlatformError> {
+        self.inner.change_visibility(receipt, t).await
+    }
+    async fn depth(&self) -> Result<QueueDepth, PlatformError> {
+        self.inner.depth().await
+    }
+}
+
+/// A segment whose conversion always fails: after the queue's maximum receive count (3, as
+/// `max_attempts`) the job is failed with a readable reason, the message is in the dead-letter
+/// queue, and it was delivered exactly 3 times (no hot loop), within a bounded time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_that_keeps_failing_fails_the_job_after_the_last_attempt() {
+async fn a_backend_that_keeps_failing_fails_the_job_and_dead_letters_the_message() {
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let counter = delivered.clone();
     let env = env_with(Options {
         backend: Arc::new(Broken),
         config: Box::new(|c: &mut WorkerConfig| c.max_attempts = 3),
-        ..Options::default()
+        wrap_queues: Some(Box::new(move |q: Arc<dyn Queue>| -> Arc<dyn Queue> {
+            if q.name() == "video-worker" {
+                Arc::new(CountingReceives {
+                    inner: q,
+                    delivered: counter.clone(),
+                })
+            } else {
+                q
+            }
+        })),
     })
     .await;
+    let dlq = stereospot_local::LocalQueue::new(
+        env._local.db.clone(),
+        "video-worker-dlq",
+        stereospot_local::QueueConfig::default(),
+    );
+    let started = Instant::now();
     let id = env.submit(&video("realshort.mp4"), StereoMode::Sbs).await;
-    let log = env
+    let mut log = env
         .pump_until_finished(&[id], Duration::from_secs(60))
         .await;
+    // The give-up left the message visible: the next receive moves it to the dead-letter queue.
+    log.extend(env.pump().await);
+    let elapsed = started.elapsed();
     let job = env.job(id).await;
     assert_status(&job, JobStatus::Failed);
     let error = job.error.unwrap();
     assert_eq!(error.code, "inference_failed");
     assert!(error.message.contains("out of GPU memory"), "{error:?}");
     assert!(error.message.contains("3 times"), "{error:?}");
-    // Two retries, then the give-up.
+    assert!(!error.message.ends_with('.'), "{error:?}");
+    // Two retries, then the give-up; three deliveries in all.
     let retries = count(&log, "inference", |o| matches!(o, Outcome::Retry { .. }));
     assert_eq!(retries, 2, "{log:?}");
     assert_eq!(
@@ -141,5 +202,22 @@ async fn a_backend_that_keeps_failing_fails_the_job_after_the_last_attempt() {
         )),
         1
     );
+    assert_eq!(delivered.load(Ordering::SeqCst), 3, "{log:?}");
+    assert_eq!(
+        dlq.depth().await.unwrap(),
+        QueueDepth {
+            visible: 1,
+            in_flight: 0
+        }
+    );
+    let dead = dlq
+        .receive(&ReceiveOptions::default())
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(dead.body.contains("segments/"), "{}", dead.body);
     assert_eq!(env.queued().await, 0);
+    // Retry delays are 20 and 40 ms here: the whole give-up is quick.
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }

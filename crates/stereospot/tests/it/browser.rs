@@ -177,7 +177,8 @@ async fn convert_watch_download_and_delete_in_chromium() {
         ..stereospot_workers::WorkerConfig::default()
     };
     let shutdown = stereospot_workers::CancellationToken::new();
-    let media = stereospot::workers::media_worker(platform.clone(), config.clone());
+    let model = crate::workers::fast_model();
+    let media = stereospot::workers::media_worker(platform.clone(), config.clone(), &model);
     let media = tokio::spawn(media.run(shutdown.clone()));
     wait(60)
         .for_element(Locator::Css("#job[data-status='chunking_complete']"))
@@ -185,9 +186,7 @@ async fn convert_watch_download_and_delete_in_chromium() {
         .expect("live progress shows the chunked job");
     assert_eq!(text(&client, "#job-percent").await, "10%");
     screenshot(&client, "job-in-progress.png").await;
-    let video_worker =
-        stereospot::workers::video_worker(platform.clone(), config, &crate::workers::fast_model())
-            .unwrap();
+    let video_worker = stereospot::workers::video_worker(platform.clone(), config, &model).unwrap();
     let video_worker = tokio::spawn(video_worker.run(shutdown.clone()));
 
     // SSE drives the page; on completion it reloads into the player.
