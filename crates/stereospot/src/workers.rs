@@ -32,13 +32,32 @@ pub struct WorkerArgs {
 }
 
 /// Reads the worker settings from the environment. The binary's default backend is the
-/// in-process engine (`local`); `INFERENCE_BACKEND` chooses another.
+/// in-process engine (`local`); `INFERENCE_BACKEND` chooses another. Unless
+/// `INFERENCE_MAX_IN_FLIGHT` says otherwise, the number of segments converted at once is sized
+/// to the machine ([`default_max_in_flight`]).
 pub fn worker_config() -> Result<WorkerConfig> {
-    Ok(WorkerConfig::from_lookup(|k| {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut config = WorkerConfig::from_lookup(|k| {
         std::env::var(k)
             .ok()
             .or_else(|| (k == "INFERENCE_BACKEND").then(|| "local".to_string()))
-    })?)
+    })?;
+    if std::env::var_os("INFERENCE_MAX_IN_FLIGHT").is_none() {
+        config.inference_max_in_flight = default_max_in_flight(config.backend, cores);
+    }
+    Ok(config)
+}
+
+/// Segments converted at once when `INFERENCE_MAX_IN_FLIGHT` is unset, on a machine with
+/// `cores` cores. One in-process conversion already spreads depth, synthesis and x264 over
+/// every core, but its decode, encode and hand-offs leave some idle: one more conversion per
+/// 4 cores fills them without multiplying memory (a model session and a few frames each).
+/// Remote backends do their work elsewhere, so a few requests wait on them at once.
+pub fn default_max_in_flight(backend: BackendKind, cores: usize) -> usize {
+    match backend {
+        BackendKind::Local => (cores / 4).max(1),
+        _ => 4,
+    }
 }
 
 /// The in-process stereo engine for `INFERENCE_BACKEND=local`, with `model`'s depth estimator
@@ -143,4 +162,18 @@ where
     });
     run(shutdown).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_segments_follow_the_machine_for_the_local_engine() {
+        assert_eq!(default_max_in_flight(BackendKind::Local, 1), 1);
+        assert_eq!(default_max_in_flight(BackendKind::Local, 2), 1);
+        assert_eq!(default_max_in_flight(BackendKind::Local, 8), 2);
+        assert_eq!(default_max_in_flight(BackendKind::Local, 16), 4);
+        assert_eq!(default_max_in_flight(BackendKind::Http, 2), 4);
+    }
 }
