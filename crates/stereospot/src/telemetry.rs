@@ -26,6 +26,9 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only scrape-time gauges");
+            } else {
+                // HELP lines and units for the workers' metrics.
+                stereospot_workers::metrics::describe();
             }
             handle
         })
