@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stereospot_core::platform::Platform;
-use stereospot_core::platform::{PlatformError, Queue, Result as PlatformResult};
+use stereospot_core::platform::{Message, PlatformError, Queue, Result as PlatformResult};
 use stereospot_core::{Job, JobId, JobStatus, JobUpdate, UnixSeconds};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::WorkerConfig;
-use crate::error::WorkerError;
+use crate::error::{Failure, WorkerError};
+use crate::runner::Outcome;
 
 /// The platform and settings, shared by every handler of a process.
 #[derive(Debug, Clone)]
@@ -36,6 +37,48 @@ impl WorkerContext {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             .unwrap_or(0)
+    }
+
+    /// Moves `job` to `to` with a conditional update, as a handler does before its work.
+    /// `Ok(Err(outcome))`: another delivery changed the job first, and `outcome` skips the
+    /// message.
+    pub(crate) async fn claim(
+        &self,
+        job: &Job,
+        to: JobStatus,
+    ) -> Result<Result<Job, Outcome>, Failure> {
+        match self
+            .platform
+            .jobs
+            .update(job.job_id, &JobUpdate::transition(job.status, to))
+            .await
+        {
+            Ok(job) => Ok(Ok(job)),
+            Err(PlatformError::Transition(e)) => Ok(Err(Outcome::skipped(
+                Some(job.job_id),
+                format!("job changed: {e}"),
+            ))),
+            Err(e) => Err(Failure::new(Some(job.job_id), e)),
+        }
+    }
+
+    /// Runs `work` while a [`Heartbeat`] keeps `message` invisible to other consumers (its
+    /// visibility extended every `heartbeat_interval`), and stops the heartbeat after it.
+    pub(crate) async fn with_heartbeat<T>(
+        &self,
+        queue: &Arc<dyn Queue>,
+        message: &Message,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let heartbeat = Heartbeat::for_message(
+            queue.clone(),
+            message.receipt.clone(),
+            self.config.heartbeat_interval,
+            self.config.visibility_extension,
+        );
+        let result = work.await;
+        heartbeat.stop().await;
+        result
     }
 
     /// Fails `job_id` with a reason a user can read, from whatever live status it is in.

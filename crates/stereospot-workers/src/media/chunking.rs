@@ -16,7 +16,7 @@ use stereospot_core::{Job, JobId, JobStatus, JobUpdate, ObjectKey};
 use stereospot_media::{ChunkOptions, Media};
 
 use crate::analysis::{SourceAnalyzer, store};
-use crate::context::{Heartbeat, WorkDir, WorkerContext, run_media};
+use crate::context::{WorkDir, WorkerContext, run_media};
 use crate::error::{Failure, ForJob, WorkerError};
 use crate::events::event_object;
 use crate::runner::{Handler, Outcome, record_job};
@@ -232,28 +232,12 @@ impl Handler for ChunkingHandler {
                 return Ok(Outcome::skipped(Some(job_id), format!("job is {other}")));
             }
         }
-        let job = match p
-            .jobs
-            .update(
-                job_id,
-                &JobUpdate::transition(job.status, JobStatus::ChunkingInProgress),
-            )
-            .await
-        {
+        let job = match self.ctx.claim(&job, JobStatus::ChunkingInProgress).await? {
             Ok(job) => job,
-            Err(PlatformError::Transition(e)) => {
-                return Ok(Outcome::skipped(Some(job_id), format!("job changed: {e}")));
-            }
-            Err(e) => return Err(Failure::new(Some(job_id), e)),
+            Err(skip) => return Ok(skip),
         };
-        let heartbeat = Heartbeat::for_message(
-            self.queue().clone(),
-            message.receipt.clone(),
-            self.ctx.config.heartbeat_interval,
-            self.ctx.config.visibility_extension,
-        );
-        let result = self.chunk(&job, &obj.key).await;
-        heartbeat.stop().await;
-        result
+        self.ctx
+            .with_heartbeat(self.queue(), message, self.chunk(&job, &obj.key))
+            .await
     }
 }

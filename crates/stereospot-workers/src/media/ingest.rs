@@ -25,7 +25,7 @@ use stereospot_core::platform::{Message, PlatformError, Queue};
 use stereospot_core::{Job, JobStatus, JobUpdate, ObjectKey};
 use stereospot_media::ingest::download;
 
-use crate::context::{Heartbeat, WorkDir, WorkerContext};
+use crate::context::{WorkDir, WorkerContext};
 use crate::error::{Failure, ForJob};
 use crate::runner::{Handler, Outcome, record_job};
 
@@ -144,28 +144,12 @@ impl Handler for IngestHandler {
             JobStatus::Ingesting => {}
             other => return Ok(Outcome::skipped(Some(job_id), format!("job is {other}"))),
         }
-        let job = match p
-            .jobs
-            .update(
-                job_id,
-                &JobUpdate::transition(job.status, JobStatus::Ingesting),
-            )
-            .await
-        {
+        let job = match self.ctx.claim(&job, JobStatus::Ingesting).await? {
             Ok(job) => job,
-            Err(PlatformError::Transition(e)) => {
-                return Ok(Outcome::skipped(Some(job_id), format!("job changed: {e}")));
-            }
-            Err(e) => return Err(Failure::new(Some(job_id), e)),
+            Err(skip) => return Ok(skip),
         };
-        let heartbeat = Heartbeat::for_message(
-            self.queue().clone(),
-            message.receipt.clone(),
-            self.ctx.config.heartbeat_interval,
-            self.ctx.config.visibility_extension,
-        );
-        let result = self.ingest(&job, source_url).await;
-        heartbeat.stop().await;
-        result
+        self.ctx
+            .with_heartbeat(self.queue(), message, self.ingest(&job, source_url))
+            .await
     }
 }

@@ -14,7 +14,7 @@ use stereospot_core::platform::{Message, Queue};
 
 use crate::analysis::load_depth_seed;
 use crate::backend::{BackendData, ConvertContext, InferenceBackend};
-use crate::context::{Heartbeat, WorkDir, WorkerContext};
+use crate::context::{WorkDir, WorkerContext};
 use crate::error::{Failure, ForJob, WorkerError};
 use crate::events::event_object;
 use crate::runner::{Handler, Outcome, record_job};
@@ -176,14 +176,8 @@ impl Handler for InferenceHandler {
             // A duplicate delivery: the output (and its event) exist already.
             return Ok(Outcome::skipped(Some(job_id), "segment already converted"));
         }
-        let heartbeat = Heartbeat::for_message(
-            self.queue().clone(),
-            message.receipt.clone(),
-            self.ctx.config.heartbeat_interval,
-            self.ctx.config.visibility_extension,
-        );
-        let result = self.convert(&payload, &output_key).await;
-        heartbeat.stop().await;
-        result
+        self.ctx
+            .with_heartbeat(self.queue(), message, self.convert(&payload, &output_key))
+            .await
     }
 }
