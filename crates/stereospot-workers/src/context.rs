@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::config::WorkerConfig;
 use crate::error::{Failure, WorkerError};
-use crate::runner::Outcome;
+use crate::runner::{Outcome, record_job};
 
 /// The platform and settings, shared by every handler of a process.
 #[derive(Debug, Clone)]
@@ -37,6 +37,22 @@ impl WorkerContext {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             .unwrap_or(0)
+    }
+
+    /// The job a message is about, read at the start of a handler: records `job_id` (and
+    /// `segment_index`) on the message's span, so every later log line carries them.
+    /// `Ok(Err(outcome))`: the job does not exist, and `outcome` skips the message.
+    pub(crate) async fn job_of_message(
+        &self,
+        job_id: JobId,
+        segment_index: Option<u32>,
+    ) -> Result<Result<Job, Outcome>, Failure> {
+        record_job(job_id, segment_index);
+        match self.platform.jobs.get(job_id).await {
+            Ok(Some(job)) => Ok(Ok(job)),
+            Ok(None) => Ok(Err(Outcome::skipped(Some(job_id), "no such job"))),
+            Err(e) => Err(Failure::new(Some(job_id), e)),
+        }
     }
 
     /// Moves `job` to `to` with a conditional update, as a handler does before its work.

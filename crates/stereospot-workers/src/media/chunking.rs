@@ -19,7 +19,7 @@ use crate::analysis::{SourceAnalyzer, store};
 use crate::context::{WorkDir, WorkerContext, run_media};
 use crate::error::{Failure, ForJob, WorkerError};
 use crate::events::event_object;
-use crate::runner::{Handler, Outcome, record_job};
+use crate::runner::{Handler, Outcome};
 use crate::trigger::maybe_trigger_reassembly;
 
 /// Consumes the chunking queue.
@@ -205,9 +205,9 @@ impl Handler for ChunkingHandler {
                 ));
             }
         };
-        record_job(job_id, None);
-        let Some(job) = p.jobs.get(job_id).await.job(job_id)? else {
-            return Ok(Outcome::skipped(Some(job_id), "no such job"));
+        let job = match self.ctx.job_of_message(job_id, None).await? {
+            Ok(job) => job,
+            Err(skip) => return Ok(skip),
         };
         match job.status {
             // A redelivery after a crash re-runs chunking: segment keys are deterministic.

@@ -11,7 +11,7 @@ use stereospot_core::{JobStatus, ObjectKey};
 
 use crate::context::WorkerContext;
 use crate::error::{Failure, ForJob};
-use crate::runner::{Handler, Outcome, record_job};
+use crate::runner::{Handler, Outcome};
 
 /// Consumes the deletion queue.
 #[derive(Debug)]
@@ -46,9 +46,9 @@ impl Handler for DeletionHandler {
             Err(e) => return Ok(Outcome::skipped(None, e.to_string())),
         };
         let job_id = payload.job_id;
-        record_job(job_id, None);
-        let Some(job) = p.jobs.get(job_id).await.job(job_id)? else {
-            return Ok(Outcome::skipped(Some(job_id), "no such job"));
+        let job = match self.ctx.job_of_message(job_id, None).await? {
+            Ok(job) => job,
+            Err(skip) => return Ok(skip),
         };
         if job.status != JobStatus::Deleted {
             return Ok(Outcome::skipped(

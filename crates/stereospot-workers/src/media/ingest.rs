@@ -27,7 +27,7 @@ use stereospot_media::ingest::download;
 
 use crate::context::{WorkDir, WorkerContext};
 use crate::error::{Failure, ForJob};
-use crate::runner::{Handler, Outcome, record_job};
+use crate::runner::{Handler, Outcome};
 
 /// Consumes the ingest queue.
 #[derive(Debug)]
@@ -120,10 +120,10 @@ impl Handler for IngestHandler {
             Err(e) => return Ok(Outcome::skipped(None, e.to_string())),
         };
         let job_id = payload.job_id;
-        record_job(job_id, None);
         let IngestSource::Url { source_url } = &payload.source;
-        let Some(job) = p.jobs.get(job_id).await.job(job_id)? else {
-            return Ok(Outcome::skipped(Some(job_id), "no such job"));
+        let job = match self.ctx.job_of_message(job_id, None).await? {
+            Ok(job) => job,
+            Err(skip) => return Ok(skip),
         };
         match job.status {
             JobStatus::Created => {

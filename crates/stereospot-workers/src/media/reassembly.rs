@@ -16,7 +16,7 @@ use stereospot_media::{JoinOptions, Media};
 
 use crate::context::{Heartbeat, WorkDir, WorkerContext, extend, run_media};
 use crate::error::{Failure, ForJob, WorkerError};
-use crate::runner::{Handler, Outcome, record_job};
+use crate::runner::{Handler, Outcome};
 
 /// Consumes the reassembly queue.
 #[derive(Debug)]
@@ -162,9 +162,9 @@ impl Handler for ReassemblyHandler {
             Err(e) => return Ok(Outcome::skipped(None, e.to_string())),
         };
         let job_id = payload.job_id;
-        record_job(job_id, None);
-        let Some(job) = p.jobs.get(job_id).await.job(job_id)? else {
-            return Ok(Outcome::skipped(Some(job_id), "no such job"));
+        let job = match self.ctx.job_of_message(job_id, None).await? {
+            Ok(job) => job,
+            Err(skip) => return Ok(skip),
         };
         match job.status {
             JobStatus::ChunkingComplete | JobStatus::Reassembling => {}

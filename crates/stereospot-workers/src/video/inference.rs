@@ -17,7 +17,7 @@ use crate::backend::{BackendData, ConvertContext, InferenceBackend};
 use crate::context::{WorkDir, WorkerContext};
 use crate::error::{Failure, ForJob, WorkerError};
 use crate::events::event_object;
-use crate::runner::{Handler, Outcome, record_job};
+use crate::runner::{Handler, Outcome};
 
 /// Consumes the video-worker (inference) queue.
 #[derive(Debug)]
@@ -156,9 +156,13 @@ impl Handler for InferenceHandler {
             }
         };
         let job_id = payload.job_id;
-        record_job(job_id, Some(payload.segment_index));
-        let Some(job) = p.jobs.get(job_id).await.job(job_id)? else {
-            return Ok(Outcome::skipped(Some(job_id), "no such job"));
+        let job = match self
+            .ctx
+            .job_of_message(job_id, Some(payload.segment_index))
+            .await?
+        {
+            Ok(job) => job,
+            Err(skip) => return Ok(skip),
         };
         if job.status.is_terminal() {
             return Ok(Outcome::skipped(

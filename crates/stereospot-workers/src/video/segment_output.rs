@@ -11,7 +11,7 @@ use stereospot_core::{JobStatus, SegmentCompletion};
 use crate::context::WorkerContext;
 use crate::error::{Failure, ForJob};
 use crate::events::event_object;
-use crate::runner::{Handler, Outcome, record_job};
+use crate::runner::{Handler, Outcome};
 use crate::trigger::maybe_trigger_reassembly;
 
 /// Consumes the segment-output queue.
@@ -57,9 +57,13 @@ impl Handler for SegmentOutputHandler {
             }
         };
         let job_id = payload.job_id;
-        record_job(job_id, Some(payload.segment_index));
-        let Some(job) = p.jobs.get(job_id).await.job(job_id)? else {
-            return Ok(Outcome::skipped(Some(job_id), "no such job"));
+        let job = match self
+            .ctx
+            .job_of_message(job_id, Some(payload.segment_index))
+            .await?
+        {
+            Ok(job) => job,
+            Err(skip) => return Ok(skip),
         };
         if matches!(job.status, JobStatus::Failed | JobStatus::Deleted) {
             return Ok(Outcome::skipped(
