@@ -1,5 +1,6 @@
 //! Stereo engine benchmark (not a test): per-frame times at 1080p and 720p of the fast depth
-//! estimator, normalisation, view synthesis and composition in every format, median of
+//! estimator, normalisation, view synthesis and composition in every format (apart, and fused
+//! as the conversion runs them: `synthesize_composed_into`), median of
 //! `BENCH_RUNS` (default 21) runs after a warm-up, on rayon's global pool (`RAYON_NUM_THREADS`
 //! sets its size). Besides wall time it prints the CPU time of all threads per frame, which a
 //! busy machine distorts less.
@@ -13,7 +14,9 @@ use std::time::Instant;
 use stereospot_stereo::compose::{AnaglyphMethod, StereoFormat, compose_into};
 use stereospot_stereo::depth::fast::FastDepth;
 use stereospot_stereo::stabilize::{DepthNormalizer, NormalizerOptions};
-use stereospot_stereo::synth::{StereoPair, SynthOptions, synthesize_into};
+use stereospot_stereo::synth::{
+    StereoPair, SynthOptions, synthesize_composed_into, synthesize_into,
+};
 use stereospot_stereo::{DepthMap, RgbFrame};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -138,6 +141,16 @@ fn main() {
                 (fmt, t)
             })
             .collect();
+        let t_fused: Vec<(StereoFormat, Timing)> = formats
+            .iter()
+            .map(|&fmt| {
+                let t = time(runs, || {
+                    synthesize_composed_into(&f, &depth, &opts, fmt, &mut out).expect("fused");
+                    black_box(&out);
+                });
+                (fmt, t)
+            })
+            .collect();
         println!("{label} ({w}x{h}), ms per frame: wall (median) / CPU of all threads (mean)");
         let row = |name: &str, t: Timing| println!("  {name:<28} {:7.2} / {:7.2}", t.wall, t.cpu);
         row("fast depth", t_depth);
@@ -161,6 +174,9 @@ fn main() {
                 cpu: t_synth.cpu + dubois.cpu,
             },
         );
+        for (fmt, t) in &t_fused {
+            row(&format!("fused synth+compose {fmt}"), *t);
+        }
         row(
             "whole chain (slowest compose)",
             Timing {

@@ -219,44 +219,64 @@ pub fn compose_into(pair: &StereoPair, format: StereoFormat, out: &mut RgbFrame)
     out.index = l.index;
     out.data.resize(ow as usize * oh as usize * 3, 0);
 
-    let w = l.width as usize;
-    let row = w * 3;
+    let row = l.width as usize * 3;
     let out_row = ow as usize * 3;
     let rows = out.data.par_chunks_exact_mut(out_row).enumerate();
     match format {
-        StereoFormat::Anaglyph(method) => {
-            let n = ow as usize;
-            rows.for_each(|(y, o)| {
-                let a = &l.data[y * row..][..n * 3];
-                let b = &r.data[y * row..][..n * 3];
-                anaglyph_row(method, a, b, o);
-            });
-        }
-        StereoFormat::Sbs => rows.for_each(|(y, o)| {
-            o[..row].copy_from_slice(&l.data[y * row..][..row]);
-            o[row..].copy_from_slice(&r.data[y * row..][..row]);
-        }),
-        StereoFormat::Hsbs => {
-            let half = out_row / 2;
-            rows.for_each(|(y, o)| {
-                let (ol, or) = o.split_at_mut(half);
-                squeeze_columns(&l.data[y * row..][..row], ol);
-                squeeze_columns(&r.data[y * row..][..row], or);
-            });
-        }
         StereoFormat::Tab => {
             let half = oh as usize / 2;
             rows.for_each(|(y, o)| {
                 let (v, sy) = if y < half { (l, y) } else { (r, y - half) };
-                let a = &v.data[2 * sy * row..][..out_row];
-                let b = &v.data[(2 * sy + 1) * row..][..out_row];
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = avg(a, b);
-                }
+                tab_row(
+                    &v.data[2 * sy * row..][..row],
+                    &v.data[(2 * sy + 1) * row..][..row],
+                    o,
+                );
             });
         }
+        _ => rows.for_each(|(y, o)| {
+            compose_row(
+                format,
+                &l.data[y * row..][..row],
+                &r.data[y * row..][..row],
+                o,
+            );
+        }),
     }
     Ok(())
+}
+
+/// Composes one output row of a side-by-side or anaglyph `format` from the views' rows `a`
+/// (left) and `b` (right), RGB24 of the views' width; `o` is the output row
+/// ([`StereoFormat::output_size`]'s width). Top-and-bottom takes two rows of one view: see
+/// [`tab_row`].
+pub(crate) fn compose_row(format: StereoFormat, a: &[u8], b: &[u8], o: &mut [u8]) {
+    let row = a.len();
+    match format {
+        StereoFormat::Anaglyph(method) => {
+            let n = o.len();
+            anaglyph_row(method, &a[..n], &b[..n], o);
+        }
+        StereoFormat::Sbs => {
+            o[..row].copy_from_slice(a);
+            o[row..].copy_from_slice(b);
+        }
+        StereoFormat::Hsbs => {
+            let (ol, or) = o.split_at_mut(o.len() / 2);
+            squeeze_columns(a, ol);
+            squeeze_columns(b, or);
+        }
+        // Not reached: callers send top-and-bottom rows to `tab_row`.
+        StereoFormat::Tab => tab_row(a, b, o),
+    }
+}
+
+/// One top-and-bottom output row: the mean of two consecutive rows `a` and `b` of one view
+/// (the output row may be one pixel narrower than the view).
+pub(crate) fn tab_row(a: &[u8], b: &[u8], o: &mut [u8]) {
+    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+        *o = avg(a, b);
+    }
 }
 
 /// Rounded mean of two bytes.

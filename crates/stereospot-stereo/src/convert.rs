@@ -27,10 +27,10 @@ use stereospot_media::{
     RgbFrame, WrittenVideo,
 };
 
-use crate::compose::{StereoFormat, compose_into};
+use crate::compose::StereoFormat;
 use crate::depth::DepthModel;
 use crate::stabilize::{DepthNormalizer, NormalizerOptions, RangeState, seed_state};
-use crate::synth::{StereoPair, SynthOptions, synthesize_into};
+use crate::synth::{SynthOptions, synthesize_composed_into};
 use crate::{DepthMap, Result, StereoError};
 
 /// Frames in flight between two stages.
@@ -92,10 +92,9 @@ pub struct StageTimes {
     pub depth: Duration,
     /// Temporal normalisation.
     pub normalize: Duration,
-    /// Left/right view synthesis.
-    pub synth: Duration,
-    /// Composing the output layout.
-    pub compose: Duration,
+    /// Left/right view synthesis and composing the output layout, one fused pass over the rows
+    /// ([`synthesize_composed_into`]; the `synth` bench times the two apart).
+    pub synth_compose: Duration,
     /// Handing frames to the encoder (pipe, pixel conversion, and waiting on x264 when it is
     /// the bottleneck).
     pub encode: Duration,
@@ -307,7 +306,6 @@ struct Processor<'a> {
     cancel: &'a AtomicBool,
     started: Instant,
     depth01: DepthMap,
-    pair: StereoPair,
     stages: StageTimes,
     frames: u64,
     out_allocated: usize,
@@ -349,8 +347,6 @@ impl Processor<'_> {
         let t1 = Instant::now();
         normalizer.normalize_into(&frame, raw, &mut self.depth01);
         let t2 = Instant::now();
-        synthesize_into(&frame, &self.depth01, &self.opts.synth, &mut self.pair)?;
-        let t3 = Instant::now();
         let mut out = match self.free_out.try_recv() {
             Ok(f) => f,
             Err(_) if self.out_allocated < PIPELINE_DEPTH + 2 => {
@@ -362,12 +358,16 @@ impl Processor<'_> {
                 .recv()
                 .map_err(|_| StereoError::Runtime("the encode thread stopped".into()))?,
         };
-        compose_into(&self.pair, self.opts.format, &mut out)?;
-        out.index = frame.index;
-        let t4 = Instant::now();
+        let t3 = Instant::now();
+        synthesize_composed_into(
+            &frame,
+            &self.depth01,
+            &self.opts.synth,
+            self.opts.format,
+            &mut out,
+        )?;
         self.stages.normalize += t2 - t1;
-        self.stages.synth += t3 - t2;
-        self.stages.compose += t4 - t3;
+        self.stages.synth_compose += t3.elapsed();
         // The decode thread may have finished; then the buffer is not needed.
         let _ = self.free_in.try_send(frame);
         if self.composed.send(out).is_err() {
@@ -410,7 +410,6 @@ fn process_loop(
         cancel,
         started,
         depth01: DepthMap::new(w, h),
-        pair: StereoPair::new(w, h),
         stages: StageTimes::default(),
         frames: 0,
         out_allocated: 0,

@@ -199,7 +199,7 @@ pub async fn run(args: ConvertArgs) -> Result<()> {
                 }
             };
             eprintln!(
-                "wrote {} ({} frames, {}x{} -> {}x{}, {:.2} fps; per frame: decode {:.1} ms, depth {:.1} ms, normalise {:.1} ms, synthesis {:.1} ms, compose {:.1} ms, encode {:.1} ms)",
+                "wrote {} ({} frames, {}x{} -> {}x{}, {:.2} fps; per frame: decode {:.1} ms, depth {:.1} ms, normalise {:.1} ms, synthesis and compose {:.1} ms, encode {:.1} ms)",
                 args.output.display(),
                 stats.frames,
                 stats.input_size.0,
@@ -210,8 +210,7 @@ pub async fn run(args: ConvertArgs) -> Result<()> {
                 per(s.decode),
                 per(s.depth),
                 per(s.normalize),
-                per(s.synth),
-                per(s.compose),
+                per(s.synth_compose),
                 per(s.encode),
             );
             Ok(())
