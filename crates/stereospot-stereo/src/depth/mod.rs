@@ -38,6 +38,16 @@
 //! No lever reaches 0.5 s at 518x518 here. The accuracy of smaller inputs cannot be judged with
 //! random weights (they measure 0.53-0.57 relative L2, meaning only that a random network is not
 //! scale-consistent); measure it with the real model before lowering the input size.
+//!
+//! Why not: the build and CI machines are AMD EPYC (Zen 3) with AVX2 and FMA only; `/proc/cpuinfo`
+//! lists no AVX-512, AMX, VNNI or bf16, whatever the issue assumed. Their fp32 peak is 2 cores x
+//! 2.45 GHz x 32 FLOP per cycle = 157 GFLOP/s, so the Small model's ~115 GFLOP at 518x518 cannot
+//! take less than 0.73 s in fp32; the 0.93 s measured is 79 % of that peak. An ORT profile of the
+//! int8 MatMul model (one thread) puts the quantised linear layers at 28 % of the time, the
+//! attention products (Q·Kᵀ and ·V, fp32: dynamic quantisation of two activations costs more
+//! than it saves) at 33 %, the DPT head's convolutions at 17 % and softmax at 7 %. The ORT
+//! transformers optimizer (model type `vit`) does not recognise DINOv2's attention, so there is
+//! no fused attention kernel to gain from either.
 
 pub mod model_files;
 pub mod npy;
