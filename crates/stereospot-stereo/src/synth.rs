@@ -709,37 +709,13 @@ fn scatter_ordered<const REVERSE: bool>(src: &[u32], prio: &[u32], s: &mut WarpS
 /// [`fill_holes`] for rows that carry their priority byte in the top byte (0: a hole).
 fn fill_holes_packed(out: &mut [u32], src: &[u32]) {
     const HOLE: u32 = 1 << 24;
-    let w = out.len();
-    let mut x = 0;
-    while x < w {
-        // Skip whole chunks without holes (the common case) in one vectorised test.
-        if x + 16 <= w && out[x..x + 16].iter().fold(u32::MAX, |m, &v| m.min(v)) >= HOLE {
-            x += 16;
-            continue;
-        }
-        if out[x] >= HOLE {
-            x += 1;
-            continue;
-        }
-        let start = x;
-        while x < w && out[x] < HOLE {
-            x += 1;
-        }
-        let from = match (start.checked_sub(1), (x < w).then_some(x)) {
-            (Some(l), Some(r)) => Some(if out[l] >> 24 <= out[r] >> 24 { l } else { r }),
-            (Some(l), None) => Some(l),
-            (None, Some(r)) => Some(r),
-            (None, None) => None,
-        };
-        match from {
-            Some(f) => {
-                let c = out[f];
-                out[start..x].fill(c);
-            }
-            // Nothing landed in this row at all: keep the source row.
-            None => out.copy_from_slice(src),
-        }
-    }
+    fill_hole_runs(
+        out,
+        src,
+        |o, x| o[x..x + 16].iter().fold(u32::MAX, |m, &v| m.min(v)) >= HOLE,
+        |o, x| o[x] < HOLE,
+        |o, l, r| o[l] >> 24 <= o[r] >> 24,
+    );
 }
 
 /// Warps one row of packed pixels into `s.out` for [`warp_view`]: source pixel `x` lands at
@@ -808,24 +784,45 @@ fn warp_row(src: &[u32], shift: &[f32], prio: &[f32], s: &mut WarpScratch) {
 
 /// Fills runs of unwritten pixels (`z == -inf`) from the farther of their two neighbours.
 fn fill_holes(out: &mut [u32], z: &[f32], src: &[u32]) {
-    let w = z.len();
+    let z = &z[..out.len()];
+    fill_hole_runs(
+        out,
+        src,
+        |_, x| z[x..x + 16].iter().all(|&v| v != f32::NEG_INFINITY),
+        |_, x| z[x] == f32::NEG_INFINITY,
+        |_, l, r| z[l] <= z[r],
+    );
+}
+
+/// Fills each run of holes in `out` with the pixel beside it that `left_is_farther` picks (the
+/// background side); a run at the border takes its only neighbour, and a row that is all hole
+/// takes `src`. `no_hole_in_16(out, x)` tests 16 pixels from `x` at once (the common case, kept
+/// vectorisable); `is_hole(out, x)` one pixel.
+#[inline(always)]
+fn fill_hole_runs(
+    out: &mut [u32],
+    src: &[u32],
+    no_hole_in_16: impl Fn(&[u32], usize) -> bool,
+    is_hole: impl Fn(&[u32], usize) -> bool,
+    left_is_farther: impl Fn(&[u32], usize, usize) -> bool,
+) {
+    let w = out.len();
     let mut x = 0;
     while x < w {
-        // Skip whole chunks without holes (the common case) in one vectorised test.
-        if x + 16 <= w && z[x..x + 16].iter().all(|&v| v != f32::NEG_INFINITY) {
+        if x + 16 <= w && no_hole_in_16(out, x) {
             x += 16;
             continue;
         }
-        if z[x] != f32::NEG_INFINITY {
+        if !is_hole(out, x) {
             x += 1;
             continue;
         }
         let start = x;
-        while x < w && z[x] == f32::NEG_INFINITY {
+        while x < w && is_hole(out, x) {
             x += 1;
         }
         let from = match (start.checked_sub(1), (x < w).then_some(x)) {
-            (Some(l), Some(r)) => Some(if z[l] <= z[r] { l } else { r }),
+            (Some(l), Some(r)) => Some(if left_is_farther(out, l, r) { l } else { r }),
             (Some(l), None) => Some(l),
             (None, Some(r)) => Some(r),
             (None, None) => None,
