@@ -10,19 +10,21 @@
 //!    planar YUV frames through untouched; the three alternate within each run, so machine noise
 //!    hits them alike, and the per-run ratios are printed besides the medians;
 //! 3. the Rust colour conversions alone on a 1080p frame (all threads, and one thread: the CPU
-//!    time they take from the encoder).
+//!    time they take from the encoder), the best build for this CPU against the baseline (SSE2)
+//!    one (`stereospot_media::simd`).
 //!
 //! Run: `cargo bench -p stereospot-media --bench media` (release profile). The 720p input is
 //! `shared/data/video/cockatoo_yuv420.mp4`; the 1080p one is generated from it by upscaling.
 //! Environment: `BENCH_PRESET` (x264 preset, default `medium`, the writer's default),
 //! `BENCH_CRF` (default 18), `BENCH_RUNS` (repetitions, median reported, default 3),
 //! `BENCH_TARGET_SECS` (segment target, default 5: the inputs are 14 s long), `BENCH_ONLY=frames`
-//! (frame I/O and conversions only, skipping chunk and join).
+//! (frame I/O and conversions only, skipping chunk and join) or `BENCH_ONLY=conversions`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use stereospot_media::simd::{self, Isa};
 use stereospot_media::{
     ChromaSubsampling, ChunkMethod, ChunkOptions, DecodeCheck, EncodeOptions, FrameReader,
     FrameWriter, JoinOptions, Media, MediaConfig, ReadOptions, RgbFrame, ValidateOptions,
@@ -275,16 +277,30 @@ fn conversions(media: &Media, hd: &Path) {
         .build()
         .expect("pool");
     let threads = rayon::current_num_threads();
+    let isa = Isa::detect();
     println!(
-        "conversions ({}x{}, {:?}): ms per frame with {threads} threads / 1 thread (ns per pixel)",
-        yuv.width, yuv.height, yuv.format.matrix
+        "conversions ({}x{}, {:?}): ms per frame with {threads} threads / 1 thread (ns per pixel), \
+         the {} build against the baseline (SSE2) build",
+        yuv.width,
+        yuv.height,
+        yuv.format.matrix,
+        isa.name()
     );
     let line = |name: &str, f: &mut (dyn FnMut() + Send)| {
-        let all = per_call_ms(30, &mut *f);
-        let single = one.install(|| per_call_ms(30, &mut *f));
+        let mut measure = |baseline: bool| {
+            simd::force_baseline(baseline);
+            let all = per_call_ms(30, &mut *f);
+            let single = one.install(|| per_call_ms(30, &mut *f));
+            simd::force_baseline(false);
+            (all, single)
+        };
+        let (base_all, base_single) = measure(true);
+        let (all, single) = measure(false);
         println!(
-            "  {name:<28} {all:6.2} ms / {single:6.2} ms ({:.2} ns/px)",
-            single * 1e6 / px
+            "  {name:<28} {all:6.2} ms / {single:6.2} ms ({:.2} ns/px); baseline {base_all:6.2} / \
+             {base_single:6.2} ms: {:.2}x",
+            single * 1e6 / px,
+            base_single / single
         );
     };
     line("yuv420p -> rgb24 (reader)", &mut || {
@@ -357,7 +373,8 @@ fn main() {
         long.to_str().expect("utf-8"),
     ]);
 
-    let frames_only = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "frames");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let frames_only = only == "frames";
     println!(
         "stereospot-media bench: x264 preset {}, crf {}, segment target {:?}, median of {} runs, {} CPUs, load average {}",
         bench.preset,
@@ -368,6 +385,9 @@ fn main() {
         load_average()
     );
     conversions(&bench.media, &hd);
+    if only == "conversions" {
+        return;
+    }
     if !frames_only {
         let mut remux = Vec::new();
         let mut auto = Vec::new();

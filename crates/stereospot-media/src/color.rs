@@ -20,6 +20,8 @@ use rayon::prelude::*;
 
 use crate::error::{MediaError, Result};
 use crate::frames::RgbFrame;
+use crate::multiversion;
+use crate::simd::Isa;
 
 /// The YUV <-> RGB matrix (ffprobe's `color_space`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -579,15 +581,18 @@ pub(crate) fn yuv_to_rgb(
     planes: (&[u8], &[u8], &[u8]),
     rgb: &mut [u8],
 ) {
-    specialised!(m, r, yuv_to_rgb_k(s, size, planes, rgb));
+    let isa = Isa::detect();
+    specialised!(m, r, yuv_to_rgb_k(isa, s, size, planes, rgb));
 }
 
+multiversion! {
 fn yuv_to_rgb_k<const M: u8, const R: u8>(
     s: ChromaSubsampling,
-    (w, h): (usize, usize),
-    (y, u, v): (&[u8], &[u8], &[u8]),
+    size: (usize, usize),
+    planes: (&[u8], &[u8], &[u8]),
     rgb: &mut [u8],
 ) {
+    let ((w, h), (y, u, v)) = (size, planes);
     let (cw, ch) = s.chroma_size(w, h);
     assert!(y.len() == w * h && u.len() == cw * ch && v.len() == cw * ch);
     assert_eq!(rgb.len(), w * h * 3);
@@ -629,6 +634,7 @@ fn yuv_to_rgb_k<const M: u8, const R: u8>(
                 decode_row::<M, R>(&y[row * w..][..w], cu, cv, out);
             },
         );
+}
 }
 
 /// Eight bytes at stream positions `c`, `c + 3`, ..., `c + 21` of the 24 bytes in `w` (little
@@ -803,7 +809,8 @@ pub(crate) fn rgb_to_yuv(
     rgb: &[u8],
     planes: (&mut [u8], &mut [u8], &mut [u8]),
 ) {
-    specialised!(m, r, rgb_to_yuv_k(s, size, rgb, planes));
+    let isa = Isa::detect();
+    specialised!(m, r, rgb_to_yuv_k(isa, s, size, rgb, planes));
 }
 
 /// A writer task's scratch.
@@ -816,12 +823,14 @@ struct EncodeScratch {
     sums: Planes<u16>,
 }
 
+multiversion! {
 fn rgb_to_yuv_k<const M: u8, const R: u8>(
     s: ChromaSubsampling,
-    (w, h): (usize, usize),
+    size: (usize, usize),
     rgb: &[u8],
-    (y, u, v): (&mut [u8], &mut [u8], &mut [u8]),
+    planes: (&mut [u8], &mut [u8], &mut [u8]),
 ) {
+    let ((w, h), (y, u, v)) = (size, planes);
     let (cw, ch) = s.chroma_size(w, h);
     assert!(y.len() == w * h && u.len() == cw * ch && v.len() == cw * ch);
     assert_eq!(rgb.len(), w * h * 3);
@@ -877,6 +886,7 @@ fn rgb_to_yuv_k<const M: u8, const R: u8>(
                 encode_chroma::<M, R>(&t.sums, us, vs);
             },
         );
+}
 }
 
 #[cfg(test)]
@@ -1165,5 +1175,31 @@ mod tests {
             YuvRange::Full
         );
         assert_eq!(YuvRange::from_tag(None, Some("yuvj420p")), YuvRange::Full);
+    }
+
+    #[test]
+    fn avx2_and_baseline_builds_agree() {
+        fn run<const M: u8, const R: u8>(
+            isa: Isa,
+            s: ChromaSubsampling,
+            (w, h): (usize, usize),
+            rgb: &[u8],
+        ) -> Vec<Vec<u8>> {
+            let (cw, ch) = s.chroma_size(w, h);
+            let (mut y, mut u, mut v) = (vec![0; w * h], vec![0; cw * ch], vec![0; cw * ch]);
+            rgb_to_yuv_k::<M, R>(isa, s, (w, h), rgb, (&mut y, &mut u, &mut v));
+            let mut back = vec![0; w * h * 3];
+            yuv_to_rgb_k::<M, R>(isa, s, (w, h), (&y, &u, &v), &mut back);
+            vec![y, u, v, back]
+        }
+        for (w, h) in [(97, 31), (64, 2), (1, 1)] {
+            let rgb = test_picture(w, h, 11);
+            for s in [ChromaSubsampling::Yuv420, ChromaSubsampling::Yuv444] {
+                let base = run::<1, 0>(Isa::BASELINE, s, (w, h), &rgb);
+                assert_eq!(run::<1, 0>(Isa::detect(), s, (w, h), &rgb), base);
+                let base = run::<2, 1>(Isa::BASELINE, s, (w, h), &rgb);
+                assert_eq!(run::<2, 1>(Isa::detect(), s, (w, h), &rgb), base);
+            }
+        }
     }
 }

@@ -166,11 +166,14 @@
 //!   trip: 0.36) and by at most 1 level two pixels away from saturated colour edges (at the
 //!   edges 4:2:0 cannot hold the colour: mean 4.4 against ffmpeg's 3.9, fewer samples off by
 //!   more than two levels: 10.6 % against 12.5 %).
-//! - **Speed**: the kernels vectorise on baseline x86-64 (SSE2; no `unsafe`, no intrinsics) and
-//!   spread rows over rayon's threads. A 1080p frame takes about 1 ms each way with two
-//!   threads, 2 ms of CPU time (about 1 ns per pixel: YUV to RGB 0.96-0.99, RGB to 4:2:0
-//!   0.90-0.94, RGB to 4:4:4 1.24-1.36), against the roughly 145 ms of CPU time a plain ffmpeg
-//!   decode + x264 `medium` encode spends on it.
+//! - **Speed**: the kernels are plain loops that vectorise, no intrinsics, spread over rayon's
+//!   threads. [`multiversion!`] builds them for baseline x86-64 (SSE2) and again for AVX2+FMA,
+//!   and the CPU picks the build at run time ([`simd`]; the same bytes either way). A 1080p
+//!   frame takes about 0.5 ms each way with two threads on the AVX2 build, 0.85-1.4 ms of CPU
+//!   time (0.41 ns per pixel YUV to RGB, 0.54 RGB to 4:2:0, 0.66 RGB to 4:4:4; the baseline
+//!   build is 1.6-2.4x slower: 0.95, 0.89, 1.23), against the roughly 145 ms of CPU time a
+//!   plain ffmpeg decode + x264 `medium` encode spends on it (`BENCH_ONLY=conversions cargo
+//!   bench -p stereospot-media --bench media`).
 //!
 //! # Chunking strategy, and the numbers behind it
 //!
@@ -281,6 +284,7 @@ mod mp4;
 mod packets;
 mod probe;
 mod process;
+pub mod simd;
 mod sniff;
 mod validate;
 
