@@ -15,7 +15,8 @@
 //! first `STEREOSPOT_BENCH_MODEL_FRAMES` frames (default 20), plus its bare 518x518 forward.
 //!
 //! Run: `cargo bench -p stereospot-stereo --bench pipeline`. `STEREOSPOT_BENCH_RUNS` sets the
-//! repetitions (default 3, the median is printed).
+//! repetitions (default 3, the median is printed); `STEREOSPOT_BENCH_ONLY=720p` (or `1080p`) runs
+//! one input only.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,6 +68,31 @@ fn floor(input: &Path, out: &Path, enc: &EncodeOptions, frames: Option<u64>) -> 
     t.elapsed()
 }
 
+/// CPU time used so far by this process and its waited-for children (ffmpeg), from
+/// `/proc/self/stat` (Linux; zero elsewhere). Ticks are `USER_HZ`, 100 on Linux.
+fn cpu_total() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces): utime,
+    // stime, cutime and cstime are the 14th to 17th fields of the line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs `f` and returns its result with the CPU time it took (children included).
+fn with_cpu<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let c0 = cpu_total();
+    let r = f();
+    (r, cpu_total().saturating_sub(c0))
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -83,6 +109,9 @@ struct Row {
     /// The same floor run on the conversion's own output: what x264 alone costs on the stereo
     /// content (anaglyph edges cost the encoder more than the source does).
     output_floor: Duration,
+    /// CPU time (all threads and child processes) of the conversion, the floor and the output's
+    /// floor, medians.
+    cpu: [Duration; 3],
 }
 
 fn print_row(r: &Row) {
@@ -107,6 +136,15 @@ fn print_row(r: &Row) {
         "",
         r.output_floor.as_secs_f64() / r.floor.as_secs_f64(),
         r.stats.wall.as_secs_f64() / r.output_floor.as_secs_f64(),
+    );
+    let [conv, floor, out] = r.cpu.map(|d| d.as_secs_f64());
+    println!(
+        "{:<26} CPU time: conversion {conv:.1} s ({:.1} ms/fr, {:.2} cores busy), floor {floor:.1} s ({:.2} cores busy), output's floor {out:.1} s; conversion / floor {:.2}x",
+        "",
+        conv * 1e3 / f as f64,
+        conv / r.stats.wall.as_secs_f64(),
+        floor / r.floor.as_secs_f64(),
+        conv / floor,
     );
 }
 
@@ -151,21 +189,29 @@ fn bench_input(
     let mut floors = Vec::new();
     let mut output_floors = Vec::new();
     let mut walls = Vec::new();
+    let mut cpus: [Vec<Duration>; 3] = Default::default();
     let mut best: Option<ConvertStats> = None;
     for i in 0..runs {
-        floors.push(floor(&clip, &work.join("floor.mp4"), &enc, None));
+        let (t, c) = with_cpu(|| floor(&clip, &work.join("floor.mp4"), &enc, None));
+        floors.push(t);
+        cpus[1].push(c);
         let out = work.join(format!("conv-{i}.mp4"));
-        let stats = convert_video(
-            media,
-            &clip,
-            &out,
-            model,
-            &opts,
-            &mut |_| {},
-            &AtomicBool::new(false),
-        )
-        .expect("conversion");
-        output_floors.push(floor(&out, &work.join("floor.mp4"), &enc, None));
+        let (stats, c) = with_cpu(|| {
+            convert_video(
+                media,
+                &clip,
+                &out,
+                model,
+                &opts,
+                &mut |_| {},
+                &AtomicBool::new(false),
+            )
+            .expect("conversion")
+        });
+        cpus[0].push(c);
+        let (t, c) = with_cpu(|| floor(&out, &work.join("floor.mp4"), &enc, None));
+        output_floors.push(t);
+        cpus[2].push(c);
         let _ = std::fs::remove_file(&out);
         walls.push(stats.wall);
         best = Some(stats);
@@ -179,6 +225,7 @@ fn bench_input(
         stats,
         floor: median(floors),
         output_floor: median(output_floors),
+        cpu: cpus.map(median),
     }
 }
 
@@ -221,7 +268,11 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let mut fast = FastDepth::new(FastDepthOptions::default());
+    let only = std::env::var("STEREOSPOT_BENCH_ONLY").unwrap_or_default();
     for (label, input) in [("720p", cockatoo.as_path()), ("1080p", hd.as_path())] {
+        if !only.is_empty() && only != label {
+            continue;
+        }
         let row = bench_input(
             &media,
             &format!("{label} fast"),

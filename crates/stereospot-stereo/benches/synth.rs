@@ -5,12 +5,16 @@
 //! sets its size). Besides wall time it prints the CPU time of all threads per frame, which a
 //! busy machine distorts less.
 //!
+//! Synthesis and the fused Dubois path are timed a second time with the baseline (SSE2) build of
+//! the row kernels, against the best build for this CPU (`stereospot_media::simd`).
+//!
 //! Run: `cargo bench -p stereospot-stereo --bench synth`. The load average is printed before and
 //! after: the numbers are only comparable on a quiet machine.
 
 use std::hint::black_box;
 use std::time::Instant;
 
+use stereospot_media::simd::{self, Isa};
 use stereospot_stereo::compose::{AnaglyphMethod, StereoFormat, compose_into};
 use stereospot_stereo::depth::fast::FastDepth;
 use stereospot_stereo::stabilize::{DepthNormalizer, NormalizerOptions};
@@ -151,6 +155,16 @@ fn main() {
                 (fmt, t)
             })
             .collect();
+        // The same two hot paths with the SSE2 build of the kernels, for the ratio.
+        simd::force_baseline(true);
+        let base_synth = time(runs, || {
+            synthesize_into(&f, &depth, &opts, &mut pair).expect("synth");
+        });
+        let base_fused = time(runs, || {
+            synthesize_composed_into(&f, &depth, &opts, formats[0], &mut out).expect("fused");
+            black_box(&out);
+        });
+        simd::force_baseline(false);
         println!("{label} ({w}x{h}), ms per frame: wall (median) / CPU of all threads (mean)");
         let row = |name: &str, t: Timing| println!("  {name:<28} {:7.2} / {:7.2}", t.wall, t.cpu);
         row("fast depth", t_depth);
@@ -176,6 +190,19 @@ fn main() {
         );
         for (fmt, t) in &t_fused {
             row(&format!("fused synth+compose {fmt}"), *t);
+        }
+        let isa = Isa::detect().name();
+        for (name, t, best) in [
+            ("synthesize", base_synth, t_synth),
+            ("fused anaglyph", base_fused, t_fused[0].1),
+        ] {
+            println!(
+                "  {:<28} {:7.2} / {:7.2}   ({isa} build: {:.2}x faster in CPU time)",
+                format!("{name}, baseline build"),
+                t.wall,
+                t.cpu,
+                t.cpu / best.cpu
+            );
         }
         row(
             "whole chain (slowest compose)",

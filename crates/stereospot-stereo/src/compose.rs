@@ -250,6 +250,7 @@ pub fn compose_into(pair: &StereoPair, format: StereoFormat, out: &mut RgbFrame)
 /// (left) and `b` (right), RGB24 of the views' width; `o` is the output row
 /// ([`StereoFormat::output_size`]'s width). Top-and-bottom takes two rows of one view: see
 /// [`tab_row`].
+#[inline(always)]
 pub(crate) fn compose_row(format: StereoFormat, a: &[u8], b: &[u8], o: &mut [u8]) {
     let row = a.len();
     match format {
@@ -273,6 +274,7 @@ pub(crate) fn compose_row(format: StereoFormat, a: &[u8], b: &[u8], o: &mut [u8]
 
 /// One top-and-bottom output row: the mean of two consecutive rows `a` and `b` of one view
 /// (the output row may be one pixel narrower than the view).
+#[inline(always)]
 pub(crate) fn tab_row(a: &[u8], b: &[u8], o: &mut [u8]) {
     for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
         *o = avg(a, b);
@@ -280,12 +282,13 @@ pub(crate) fn tab_row(a: &[u8], b: &[u8], o: &mut [u8]) {
 }
 
 /// Rounded mean of two bytes.
-#[inline]
+#[inline(always)]
 fn avg(a: u8, b: u8) -> u8 {
     ((u16::from(a) + u16::from(b) + 1) >> 1) as u8
 }
 
 /// Halves a row's width by averaging pairs of pixels (`out` has `src.len() / 6` pixels).
+#[inline(always)]
 fn squeeze_columns(src: &[u8], out: &mut [u8]) {
     for (o, s) in out.chunks_exact_mut(3).zip(src.chunks_exact(6)) {
         o[0] = avg(s[0], s[3]);
@@ -295,7 +298,7 @@ fn squeeze_columns(src: &[u8], out: &mut [u8]) {
 }
 
 /// BT.709 luma of gamma-encoded RGB, in 8-bit fixed point (weights sum to 256).
-#[inline]
+#[inline(always)]
 fn luma(p: &[u8]) -> u8 {
     ((54 * u32::from(p[0]) + 183 * u32::from(p[1]) + 19 * u32::from(p[2]) + 128) >> 8) as u8
 }
@@ -382,12 +385,13 @@ pub(crate) fn linear_to_srgb(v: f32) -> f32 {
 }
 
 /// Encodes a Dubois sum (linear light times `65535 << COEF_BITS`, rounding already added).
-#[inline]
+#[inline(always)]
 fn encode(sum: i32, table: &[u8; 1 << INDEX_BITS]) -> u8 {
     let i = (sum >> 16).clamp(0, (1 << INDEX_BITS) - 1);
     table[i as usize]
 }
 
+#[inline(always)]
 fn anaglyph_row(method: AnaglyphMethod, a: &[u8], b: &[u8], o: &mut [u8]) {
     match method {
         AnaglyphMethod::Dubois => {

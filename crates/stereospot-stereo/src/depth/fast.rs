@@ -28,10 +28,14 @@
 //!    coefficients are upsampled bilinearly and applied to the full-resolution luma, which puts
 //!    depth edges on the image's edges at full resolution.
 //!
-//! Cost (the `synth` bench): about 8 ms of CPU per 720p frame and 14 ms per 1080p frame on this
-//! project's shared build machine, spread over the cores by rayon.
+//! Cost (the `synth` bench): about 7 ms of CPU per 720p frame and 12 ms per 1080p frame on this
+//! project's shared build machine (AVX2 build: the passes are `multiversion!` kernels), the
+//! full-resolution passes spread over the cores by rayon.
 
 use rayon::prelude::*;
+
+use stereospot_media::multiversion;
+use stereospot_media::simd::Isa;
 
 use crate::depth::DepthModel;
 use crate::{DepthMap, Result, RgbFrame, StereoError};
@@ -163,99 +167,27 @@ impl FastDepth {
                 frame.data.len()
             )));
         }
-        let f = ((w as f32 / self.opts.work_width as f32).round() as usize).clamp(1, w.min(h));
-        let (gw, gh) = (w.div_ceil(f), h.div_ceil(f));
-        self.accumulate(frame, f, gw, gh);
-        // Small frames get a proportionally small radius (1/16 of the grid at most).
-        let r = (self.opts.smooth_radius as usize).min(gw.max(gh) / 16);
-        self.cues(f, gw, gh, r);
-        self.guided(gw, gh, r);
-        out.width = frame.width;
-        out.height = frame.height;
-        out.data.resize(w * h, 0.0);
-        self.upsample(w, f, gw, gh, out);
+        self.estimate_with(Isa::detect(), frame, out);
         Ok(())
     }
 
-    /// Pass 1: per-cell mean colour and fine gradient energy; full-resolution luma.
-    fn accumulate(&mut self, frame: &RgbFrame, f: usize, gw: usize, gh: usize) {
+    /// [`Self::estimate_into`] after its checks, with the kernels' build chosen by `isa`.
+    fn estimate_with(&mut self, isa: Isa, frame: &RgbFrame, out: &mut DepthMap) {
         let (w, h) = (frame.width as usize, frame.height as usize);
-        self.luma.resize(w * h, 0);
-        self.cells.resize(gw * gh, [0.0; 5]);
-        let data = &frame.data;
-        let luma_of = |p: &[u8]| -> u8 {
-            ((54 * u32::from(p[0]) + 183 * u32::from(p[1]) + 19 * u32::from(p[2]) + 128) >> 8) as u8
-        };
-        self.luma
-            .par_chunks_mut(f * w)
-            .zip(self.cells.par_chunks_mut(gw))
-            .enumerate()
-            .for_each_init(
-                || (vec![0u64; gw * 4], vec![0u8; w]),
-                |(acc, below), (gy, (lum, cells))| {
-                    acc.fill(0);
-                    let y0 = gy * f;
-                    let rows = lum.len() / w;
-                    for (r, lrow) in lum.chunks_exact_mut(w).enumerate() {
-                        let src = &data[(y0 + r) * w * 3..][..w * 3];
-                        for (l, p) in lrow.iter_mut().zip(src.chunks_exact(3)) {
-                            *l = luma_of(p);
-                        }
-                    }
-                    // The row below the block, for the last row's vertical differences.
-                    let has_below = y0 + rows < h;
-                    if has_below {
-                        let src = &data[(y0 + rows) * w * 3..][..w * 3];
-                        for (l, p) in below.iter_mut().zip(src.chunks_exact(3)) {
-                            *l = luma_of(p);
-                        }
-                    }
-                    for r in 0..rows {
-                        let src = &data[(y0 + r) * w * 3..][..w * 3];
-                        let lrow = &lum[r * w..][..w];
-                        let next: Option<&[u8]> = if r + 1 < rows {
-                            Some(&lum[(r + 1) * w..][..w])
-                        } else if has_below {
-                            Some(&below[..])
-                        } else {
-                            None
-                        };
-                        for (gx, a) in acc.chunks_exact_mut(4).enumerate() {
-                            let x0 = gx * f;
-                            let x1 = (x0 + f).min(w);
-                            let (mut sr, mut sg, mut sb, mut se) = (0u32, 0u32, 0u32, 0u32);
-                            for x in x0..x1 {
-                                let p = &src[x * 3..x * 3 + 3];
-                                sr += u32::from(p[0]);
-                                sg += u32::from(p[1]);
-                                sb += u32::from(p[2]);
-                                let l = i32::from(lrow[x]);
-                                let dx = if x + 1 < w {
-                                    i32::from(lrow[x + 1]) - l
-                                } else {
-                                    0
-                                };
-                                let dy = next.map_or(0, |n| i32::from(n[x]) - l);
-                                se += (dx * dx + dy * dy) as u32;
-                            }
-                            a[0] += u64::from(sr);
-                            a[1] += u64::from(sg);
-                            a[2] += u64::from(sb);
-                            a[3] += u64::from(se);
-                        }
-                    }
-                    for (gx, (c, a)) in cells.iter_mut().zip(acc.chunks_exact(4)).enumerate() {
-                        let n = ((f.min(w - gx * f)) * rows) as f32;
-                        let k = 1.0 / (255.0 * n);
-                        let (r, gg, b) = (a[0] as f32 * k, a[1] as f32 * k, a[2] as f32 * k);
-                        let l = 0.2126 * r + 0.7152 * gg + 0.0722 * b;
-                        *c = [r, gg, b, l, a[3] as f32 * k / 255.0];
-                    }
-                },
-            );
+        let f = ((w as f32 / self.opts.work_width as f32).round() as usize).clamp(1, w.min(h));
+        let (gw, gh) = (w.div_ceil(f), h.div_ceil(f));
+        accumulate(isa, self, frame, f, gw, gh);
+        // Small frames get a proportionally small radius (1/16 of the grid at most).
+        let r = (self.opts.smooth_radius as usize).min(gw.max(gh) / 16);
+        grid_passes(isa, self, f, gw, gh, r);
+        out.width = frame.width;
+        out.height = frame.height;
+        out.data.resize(w * h, 0.0);
+        upsample(isa, self, w, f, gw, gh, out);
     }
 
     /// Pass 2 and 3: the cues and their combination into `grid[P]`.
+    #[inline(always)]
     fn cues(&mut self, f: usize, gw: usize, gh: usize, r: usize) {
         let n = gw * gh;
         for v in &mut self.grid {
@@ -324,6 +256,7 @@ impl FastDepth {
     }
 
     /// Pass 4: guided filter coefficients, box-averaged, into `grid[A]` and `grid[B]`.
+    #[inline(always)]
     fn guided(&mut self, gw: usize, gh: usize, r: usize) {
         let eps = self.opts.edge_eps;
         {
@@ -369,51 +302,142 @@ impl FastDepth {
             self.grid[dst] = d;
         }
     }
+}
 
-    /// Pass 5: `out = A * luma + B` with `A`, `B` upsampled bilinearly.
-    fn upsample(&mut self, w: usize, f: usize, gw: usize, gh: usize, out: &mut DepthMap) {
-        if self.cols_for != (w as u32, f as u32) {
-            self.cols = (0..w)
-                .map(|x| {
-                    let (i, t) = cell_coord(x, f, gw);
-                    (i as u32, t)
-                })
-                .collect();
-            self.cols_for = (w as u32, f as u32);
-        }
-        let (a, b) = (&self.grid[g::A], &self.grid[g::B]);
-        let cols = &self.cols;
-        let luma = &self.luma;
-        out.data
-            .par_chunks_exact_mut(w)
-            .enumerate()
-            .with_min_len(8)
-            .for_each_init(
-                || (vec![0.0f32; gw], vec![0.0f32; gw]),
-                |(ra, rb), (y, o)| {
-                    let (gy, ty) = cell_coord(y, f, gh);
-                    let gy1 = (gy + 1).min(gh - 1);
-                    let (a0, a1) = (&a[gy * gw..][..gw], &a[gy1 * gw..][..gw]);
-                    let (b0, b1) = (&b[gy * gw..][..gw], &b[gy1 * gw..][..gw]);
-                    for k in 0..gw {
-                        ra[k] = a0[k] + ty * (a1[k] - a0[k]);
-                        rb[k] = b0[k] + ty * (b1[k] - b0[k]);
+multiversion! {
+/// Pass 1: per-cell mean colour and fine gradient energy; full-resolution luma.
+fn accumulate(this: &mut FastDepth, frame: &RgbFrame, f: usize, gw: usize, gh: usize) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    this.luma.resize(w * h, 0);
+    this.cells.resize(gw * gh, [0.0; 5]);
+    let data = &frame.data;
+    let luma_of = |p: &[u8]| -> u8 {
+        ((54 * u32::from(p[0]) + 183 * u32::from(p[1]) + 19 * u32::from(p[2]) + 128) >> 8) as u8
+    };
+    this.luma
+        .par_chunks_mut(f * w)
+        .zip(this.cells.par_chunks_mut(gw))
+        .enumerate()
+        .for_each_init(
+            || (vec![0u64; gw * 4], vec![0u8; w]),
+            |(acc, below), (gy, (lum, cells))| {
+                acc.fill(0);
+                let y0 = gy * f;
+                let rows = lum.len() / w;
+                for (r, lrow) in lum.chunks_exact_mut(w).enumerate() {
+                    let src = &data[(y0 + r) * w * 3..][..w * 3];
+                    for (l, p) in lrow.iter_mut().zip(src.chunks_exact(3)) {
+                        *l = luma_of(p);
                     }
-                    let l = &luma[y * w..][..w];
-                    for ((o, &(i, t)), &lv) in o.iter_mut().zip(cols).zip(l) {
-                        let i = i as usize;
-                        let j = (i + 1).min(gw - 1);
-                        let av = ra[i] + t * (ra[j] - ra[i]);
-                        let bv = rb[i] + t * (rb[j] - rb[i]);
-                        *o = av * (f32::from(lv) / 255.0) + bv;
+                }
+                // The row below the block, for the last row's vertical differences.
+                let has_below = y0 + rows < h;
+                if has_below {
+                    let src = &data[(y0 + rows) * w * 3..][..w * 3];
+                    for (l, p) in below.iter_mut().zip(src.chunks_exact(3)) {
+                        *l = luma_of(p);
                     }
-                },
-            );
+                }
+                for r in 0..rows {
+                    let src = &data[(y0 + r) * w * 3..][..w * 3];
+                    let lrow = &lum[r * w..][..w];
+                    let next: Option<&[u8]> = if r + 1 < rows {
+                        Some(&lum[(r + 1) * w..][..w])
+                    } else if has_below {
+                        Some(&below[..])
+                    } else {
+                        None
+                    };
+                    for (gx, a) in acc.chunks_exact_mut(4).enumerate() {
+                        let x0 = gx * f;
+                        let x1 = (x0 + f).min(w);
+                        let (mut sr, mut sg, mut sb, mut se) = (0u32, 0u32, 0u32, 0u32);
+                        for x in x0..x1 {
+                            let p = &src[x * 3..x * 3 + 3];
+                            sr += u32::from(p[0]);
+                            sg += u32::from(p[1]);
+                            sb += u32::from(p[2]);
+                            let l = i32::from(lrow[x]);
+                            let dx = if x + 1 < w {
+                                i32::from(lrow[x + 1]) - l
+                            } else {
+                                0
+                            };
+                            let dy = next.map_or(0, |n| i32::from(n[x]) - l);
+                            se += (dx * dx + dy * dy) as u32;
+                        }
+                        a[0] += u64::from(sr);
+                        a[1] += u64::from(sg);
+                        a[2] += u64::from(sb);
+                        a[3] += u64::from(se);
+                    }
+                }
+                for (gx, (c, a)) in cells.iter_mut().zip(acc.chunks_exact(4)).enumerate() {
+                    let n = ((f.min(w - gx * f)) * rows) as f32;
+                    let k = 1.0 / (255.0 * n);
+                    let (r, gg, b) = (a[0] as f32 * k, a[1] as f32 * k, a[2] as f32 * k);
+                    let l = 0.2126 * r + 0.7152 * gg + 0.0722 * b;
+                    *c = [r, gg, b, l, a[3] as f32 * k / 255.0];
+                }
+            },
+        );
+}
+}
+
+multiversion! {
+    /// Passes 2 to 4 on the grid.
+    fn grid_passes(this: &mut FastDepth, f: usize, gw: usize, gh: usize, r: usize) {
+        this.cues(f, gw, gh, r);
+        this.guided(gw, gh, r);
     }
+}
+
+multiversion! {
+/// Pass 5: `out = A * luma + B` with `A`, `B` upsampled bilinearly.
+fn upsample(this: &mut FastDepth, w: usize, f: usize, gw: usize, gh: usize, out: &mut DepthMap) {
+    if this.cols_for != (w as u32, f as u32) {
+        this.cols = (0..w)
+            .map(|x| {
+                let (i, t) = cell_coord(x, f, gw);
+                (i as u32, t)
+            })
+            .collect();
+        this.cols_for = (w as u32, f as u32);
+    }
+    let (a, b) = (&this.grid[g::A], &this.grid[g::B]);
+    let cols = &this.cols;
+    let luma = &this.luma;
+    out.data
+        .par_chunks_exact_mut(w)
+        .enumerate()
+        .with_min_len(8)
+        .for_each_init(
+            || (vec![0.0f32; gw], vec![0.0f32; gw]),
+            |(ra, rb), (y, o)| {
+                let (gy, ty) = cell_coord(y, f, gh);
+                let gy1 = (gy + 1).min(gh - 1);
+                let (a0, a1) = (&a[gy * gw..][..gw], &a[gy1 * gw..][..gw]);
+                let (b0, b1) = (&b[gy * gw..][..gw], &b[gy1 * gw..][..gw]);
+                for k in 0..gw {
+                    ra[k] = a0[k] + ty * (a1[k] - a0[k]);
+                    rb[k] = b0[k] + ty * (b1[k] - b0[k]);
+                }
+                let l = &luma[y * w..][..w];
+                for ((o, &(i, t)), &lv) in o.iter_mut().zip(cols).zip(l) {
+                    let i = i as usize;
+                    let j = (i + 1).min(gw - 1);
+                    let av = ra[i] + t * (ra[j] - ra[i]);
+                    let bv = rb[i] + t * (rb[j] - rb[i]);
+                    *o = av * (f32::from(lv) / 255.0) + bv;
+                }
+            },
+        );
+}
 }
 
 /// The grid cell left of (above) full-resolution coordinate `x` and the weight of the next one,
 /// with cell centres at `(i + 0.5) * f - 0.5`.
+#[inline(always)]
 fn cell_coord(x: usize, f: usize, n: usize) -> (usize, f32) {
     let c = ((x as f32 + 0.5) / f as f32 - 0.5).clamp(0.0, (n - 1) as f32);
     let i = (c.floor() as usize).min(n - 1);
@@ -428,6 +452,7 @@ struct BoxScratch {
 }
 
 /// Mean over the `(2r + 1)^2` window clipped to the image (running sums, O(1) per value).
+#[inline(always)]
 fn box_mean(src: &[f32], w: usize, h: usize, r: usize, out: &mut [f32], s: &mut BoxScratch) {
     // Horizontal pass into `s.rows`.
     s.rows.resize(w * h, 0.0);
@@ -595,6 +620,26 @@ mod tests {
         let warm = mean(&d, 10, w / 2 - 10, 10, h - 10);
         let hazy = mean(&d, w / 2 + 10, w - 10, 10, h - 10);
         assert!(warm > hazy + 0.02, "warm {warm} hazy {hazy}");
+    }
+
+    #[test]
+    fn avx2_and_baseline_builds_agree() {
+        let f = RgbFrame {
+            width: 203,
+            height: 97,
+            index: 0,
+            data: (0..203 * 97 * 3).map(|i| noise(i, 7) as u8).collect(),
+        };
+        let (mut a, mut b) = (DepthMap::new(0, 0), DepthMap::new(0, 0));
+        let mut model = FastDepth::new(FastDepthOptions {
+            work_width: 50,
+            ..FastDepthOptions::default()
+        });
+        model.estimate_with(Isa::BASELINE, &f, &mut a);
+        model.estimate_with(Isa::detect(), &f, &mut b);
+        let bits = |d: &DepthMap| d.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b));
+        assert!(a.data.iter().any(|&v| v != a.data[0]));
     }
 
     #[test]
