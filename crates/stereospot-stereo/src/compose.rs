@@ -348,7 +348,7 @@ fn dubois_fixed() -> [[i32; 6]; 3] {
 /// Per input channel (left R, G, B, right R, G, B) and 8-bit code: its contribution to the
 /// output R, G, B sums (linear light times the fixed-point coefficient; the fourth lane pads to
 /// 16 bytes). The first table also carries the rounding of [`encode`]'s shift.
-static DUBOIS_TABLES: LazyLock<Box<[[[i32; 4]; 256]; 6]>> = LazyLock::new(|| {
+static DUBOIS_TABLES: LazyLock<Box<DuboisTables>> = LazyLock::new(|| {
     let m = dubois_fixed();
     let lin = &*TO_LINEAR;
     let mut t = Box::new([[[0i32; 4]; 256]; 6]);
@@ -391,31 +391,57 @@ fn encode(sum: i32, table: &[u8; 1 << INDEX_BITS]) -> u8 {
     table[i as usize]
 }
 
+/// The Dubois tables: see [`DUBOIS_TABLES`].
+type DuboisTables = [[[i32; 4]; 256]; 6];
+
+/// One Dubois output pixel (`o`, 3 bytes) from a left and a right pixel's R, G, B codes.
+#[inline(always)]
+fn dubois_pixel(
+    t: &DuboisTables,
+    enc: &[u8; 1 << INDEX_BITS],
+    a: [usize; 3],
+    b: [usize; 3],
+    o: &mut [u8],
+) {
+    let add = |p: [i32; 4], q: [i32; 4]| [p[0] + q[0], p[1] + q[1], p[2] + q[2], p[3] + q[3]];
+    let l = add(add(t[0][a[0]], t[1][a[1]]), t[2][a[2]]);
+    let r = add(add(t[3][b[0]], t[4][b[1]]), t[5][b[2]]);
+    let sum = add(l, r);
+    o[0] = encode(sum[0], enc);
+    o[1] = encode(sum[1], enc);
+    o[2] = encode(sum[2], enc);
+}
+
+/// A Dubois anaglyph row straight from the views' packed rows (`0x..BBGGRR` per pixel, top byte
+/// ignored, as the view synthesis keeps them): the same bytes as unpacking both rows to RGB24
+/// and composing them, without the unpacking.
+#[inline(always)]
+pub(crate) fn dubois_packed_row(a: &[u32], b: &[u32], o: &mut [u8]) {
+    let (t, enc) = (&*DUBOIS_TABLES, &**FROM_LINEAR);
+    let px = |p: u32| {
+        [
+            (p & 0xFF) as usize,
+            (p >> 8 & 0xFF) as usize,
+            (p >> 16 & 0xFF) as usize,
+        ]
+    };
+    for ((o, &a), &b) in o.chunks_exact_mut(3).zip(a).zip(b) {
+        dubois_pixel(t, enc, px(a), px(b), o);
+    }
+}
+
 #[inline(always)]
 fn anaglyph_row(method: AnaglyphMethod, a: &[u8], b: &[u8], o: &mut [u8]) {
     match method {
         AnaglyphMethod::Dubois => {
-            let t = &*DUBOIS_TABLES;
-            let enc = &**FROM_LINEAR;
-            let add =
-                |p: [i32; 4], q: [i32; 4]| [p[0] + q[0], p[1] + q[1], p[2] + q[2], p[3] + q[3]];
+            let (t, enc) = (&*DUBOIS_TABLES, &**FROM_LINEAR);
             for ((o, a), b) in o
                 .chunks_exact_mut(3)
                 .zip(a.chunks_exact(3))
                 .zip(b.chunks_exact(3))
             {
-                let l = add(
-                    add(t[0][a[0] as usize], t[1][a[1] as usize]),
-                    t[2][a[2] as usize],
-                );
-                let r = add(
-                    add(t[3][b[0] as usize], t[4][b[1] as usize]),
-                    t[5][b[2] as usize],
-                );
-                let sum = add(l, r);
-                o[0] = encode(sum[0], enc);
-                o[1] = encode(sum[1], enc);
-                o[2] = encode(sum[2], enc);
+                let px = |p: &[u8]| [p[0] as usize, p[1] as usize, p[2] as usize];
+                dubois_pixel(t, enc, px(a), px(b), o);
             }
         }
         AnaglyphMethod::Color => {

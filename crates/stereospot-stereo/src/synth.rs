@@ -49,7 +49,7 @@ use rayon::prelude::*;
 use stereospot_media::multiversion;
 use stereospot_media::simd::Isa;
 
-use crate::compose::{StereoFormat, compose_row, tab_row};
+use crate::compose::{AnaglyphMethod, StereoFormat, compose_row, dubois_packed_row, tab_row};
 use crate::{DepthMap, Result, RgbFrame, StereoError};
 
 /// Largest distance between the targets of two neighbouring source pixels that still counts as
@@ -263,6 +263,30 @@ multiversion! {
                     },
                 );
             }
+            StereoFormat::Anaglyph(AnaglyphMethod::Dubois) => rows.for_each_init(
+                || (RowScratch::new(w), vec![0u32; w]),
+                |(s, left), (y, o)| {
+                    // Straight from the packed rows: the left one is kept aside while the
+                    // right view is warped.
+                    s.prepare(frame, depth01, y, geo);
+                    s.warp(LEFT);
+                    std::mem::swap(&mut s.warp.out, left);
+                    s.warp(RIGHT);
+                    dubois_packed_row(left, &s.warp.out, o);
+                },
+            ),
+            StereoFormat::Sbs => rows.for_each_init(
+                || RowScratch::new(w),
+                |s, (y, o)| {
+                    // Each view unpacks straight into its half of the output row.
+                    let (ol, or) = o.split_at_mut(w * 3);
+                    s.prepare(frame, depth01, y, geo);
+                    s.warp(LEFT);
+                    unpack_row(&s.warp.out, ol);
+                    s.warp(RIGHT);
+                    unpack_row(&s.warp.out, or);
+                },
+            ),
             _ => rows.for_each_init(
                 || (RowScratch::new(w), vec![0u8; w * 3], vec![0u8; w * 3]),
                 |(s, a, b), (y, o)| {
