@@ -207,17 +207,8 @@ pub fn compose_into(pair: &StereoPair, format: StereoFormat, out: &mut RgbFrame)
             )));
         }
     }
-    if l.width < 2 || l.height < 2 {
-        return Err(StereoError::InvalidArgument(format!(
-            "views of {}x{} are too small to compose",
-            l.width, l.height
-        )));
-    }
-    let (ow, oh) = format.output_size(l.width, l.height);
-    out.width = ow;
-    out.height = oh;
-    out.index = l.index;
-    out.data.resize(ow as usize * oh as usize * 3, 0);
+    size_output(format, (l.width, l.height), l.index, out)?;
+    let (ow, oh) = (out.width, out.height);
 
     let row = l.width as usize * 3;
     let out_row = ow as usize * 3;
@@ -243,6 +234,27 @@ pub fn compose_into(pair: &StereoPair, format: StereoFormat, out: &mut RgbFrame)
             );
         }),
     }
+    Ok(())
+}
+
+/// Checks that views of `w x h` can be composed (2x2 at least) and gives `out` the size of
+/// `format`'s output for them, and `index`.
+pub(crate) fn size_output(
+    format: StereoFormat,
+    (w, h): (u32, u32),
+    index: u64,
+    out: &mut RgbFrame,
+) -> Result<()> {
+    if w < 2 || h < 2 {
+        return Err(StereoError::InvalidArgument(format!(
+            "views of {w}x{h} are too small to compose"
+        )));
+    }
+    let (ow, oh) = format.output_size(w, h);
+    out.width = ow;
+    out.height = oh;
+    out.index = index;
+    out.data.resize(ow as usize * oh as usize * 3, 0);
     Ok(())
 }
 

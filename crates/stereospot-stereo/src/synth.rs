@@ -49,7 +49,9 @@ use rayon::prelude::*;
 use stereospot_media::multiversion;
 use stereospot_media::simd::Isa;
 
-use crate::compose::{AnaglyphMethod, StereoFormat, compose_row, dubois_packed_row, tab_row};
+use crate::compose::{
+    AnaglyphMethod, StereoFormat, compose_row, dubois_packed_row, size_output, tab_row,
+};
 use crate::{DepthMap, Result, RgbFrame, StereoError};
 
 /// Largest distance between the targets of two neighbouring source pixels that still counts as
@@ -212,17 +214,7 @@ pub fn synthesize_composed_into(
     out: &mut RgbFrame,
 ) -> Result<()> {
     check_inputs(frame, depth01, opts)?;
-    if frame.width < 2 || frame.height < 2 {
-        return Err(StereoError::InvalidArgument(format!(
-            "views of {}x{} are too small to compose",
-            frame.width, frame.height
-        )));
-    }
-    let (ow, oh) = format.output_size(frame.width, frame.height);
-    out.width = ow;
-    out.height = oh;
-    out.index = frame.index;
-    out.data.resize(ow as usize * oh as usize * 3, 0);
+    size_output(format, (frame.width, frame.height), frame.index, out)?;
     let geo = RowGeometry::new(opts, frame.width);
     compose_rows(Isa::detect(), frame, depth01, &geo, format, out);
     Ok(())
