@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use stereospot_media::simd::{self, Isa};
-use stereospot_stereo::compose::{AnaglyphMethod, StereoFormat, compose_into};
+use stereospot_stereo::compose::{StereoFormat, compose_into};
 use stereospot_stereo::depth::fast::FastDepth;
 use stereospot_stereo::stabilize::{DepthNormalizer, NormalizerOptions};
 use stereospot_stereo::synth::{
@@ -110,15 +110,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load()
     );
-    let formats = [
-        StereoFormat::Anaglyph(AnaglyphMethod::Dubois),
-        StereoFormat::Anaglyph(AnaglyphMethod::Color),
-        StereoFormat::Anaglyph(AnaglyphMethod::HalfColor),
-        StereoFormat::Anaglyph(AnaglyphMethod::Gray),
-        StereoFormat::Sbs,
-        StereoFormat::Hsbs,
-        StereoFormat::Tab,
-    ];
+    let formats = StereoFormat::ALL;
     for (label, w, h) in [("1080p", 1920, 1080), ("720p", 1280, 720)] {
         let f = frame(w, h);
         let mut model = FastDepth::default();

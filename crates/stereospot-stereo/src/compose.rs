@@ -130,6 +130,17 @@ impl Default for StereoFormat {
 }
 
 impl StereoFormat {
+    /// Every format, anaglyph methods first, in a stable order.
+    pub const ALL: [StereoFormat; 7] = [
+        StereoFormat::Anaglyph(AnaglyphMethod::Dubois),
+        StereoFormat::Anaglyph(AnaglyphMethod::Color),
+        StereoFormat::Anaglyph(AnaglyphMethod::HalfColor),
+        StereoFormat::Anaglyph(AnaglyphMethod::Gray),
+        StereoFormat::Sbs,
+        StereoFormat::Hsbs,
+        StereoFormat::Tab,
+    ];
+
     /// The size of the composed frame for views of `w x h` (both sides even, see the module docs).
     pub fn output_size(&self, w: u32, h: u32) -> (u32, u32) {
         match self {

@@ -1234,20 +1234,12 @@ mod tests {
 
     #[test]
     fn fused_synthesis_and_composition_equal_the_two_steps() {
-        use crate::compose::{AnaglyphMethod, compose};
+        use crate::compose::compose;
         for (w, h) in [(64u32, 36u32), (31, 17), (2, 2)] {
             let (src, depth) = scene(w, h);
             let opts = SynthOptions::default();
             let pair = synthesize(&src, &depth, &opts).expect("synthesize");
-            for format in [
-                StereoFormat::Anaglyph(AnaglyphMethod::Dubois),
-                StereoFormat::Anaglyph(AnaglyphMethod::Color),
-                StereoFormat::Anaglyph(AnaglyphMethod::HalfColor),
-                StereoFormat::Anaglyph(AnaglyphMethod::Gray),
-                StereoFormat::Sbs,
-                StereoFormat::Hsbs,
-                StereoFormat::Tab,
-            ] {
+            for format in StereoFormat::ALL {
                 let want = compose(&pair, format).expect("compose");
                 let mut got = RgbFrame::new(1, 1);
                 synthesize_composed_into(&src, &depth, &opts, format, &mut got).expect("fused");

@@ -1,6 +1,6 @@
 //! View synthesis and formats on synthetic scenes with known geometry.
 
-use stereospot_stereo::compose::{AnaglyphMethod, StereoFormat, compose, compose_into};
+use stereospot_stereo::compose::{StereoFormat, compose, compose_into};
 use stereospot_stereo::depth::DepthModel;
 use stereospot_stereo::depth::fast::FastDepth;
 use stereospot_stereo::stabilize::{DepthNormalizer, NormalizerOptions};
@@ -236,15 +236,7 @@ fn whole_chain_produces_every_format() {
     let pair = synthesize(&frame, &depth, &SynthOptions::default()).expect("synthesize");
     assert_ne!(pair.left, pair.right);
     let mut out = RgbFrame::new(0, 0);
-    let formats = [
-        StereoFormat::Anaglyph(AnaglyphMethod::Dubois),
-        StereoFormat::Anaglyph(AnaglyphMethod::Color),
-        StereoFormat::Anaglyph(AnaglyphMethod::HalfColor),
-        StereoFormat::Anaglyph(AnaglyphMethod::Gray),
-        StereoFormat::Sbs,
-        StereoFormat::Hsbs,
-        StereoFormat::Tab,
-    ];
+    let formats = StereoFormat::ALL;
     let sizes = [(w, h), (w, h), (w, h), (w, h), (2 * w, h), (w, h), (w, h)];
     for (format, size) in formats.into_iter().zip(sizes) {
         compose_into(&pair, format, &mut out).expect("compose");
