@@ -319,9 +319,9 @@ impl Processor<'_> {
         Ok(())
     }
 
-    fn estimate(&mut self, frame: &RgbFrame) -> Result<DepthMap> {
+    fn estimate(&mut self, frame: &RgbFrame, raw: &mut DepthMap) -> Result<()> {
         let t = Instant::now();
-        let raw = self.model.estimate(frame)?;
+        self.model.estimate_into(frame, raw)?;
         self.stages.depth += t.elapsed();
         if (raw.width, raw.height) != (frame.width, frame.height) {
             return Err(StereoError::Runtime(format!(
@@ -333,7 +333,7 @@ impl Processor<'_> {
                 frame.height
             )));
         }
-        Ok(raw)
+        Ok(())
     }
 
     /// Normalises, synthesises, composes and hands the frame to the encoder. `false` when the
@@ -429,7 +429,8 @@ fn process_loop(
         let Ok(frame) = decoded.recv() else { break };
         let frame = frame?;
         p.check_cancel()?;
-        let raw = p.estimate(&frame)?;
+        let mut raw = DepthMap::new(0, 0);
+        p.estimate(&frame, &mut raw)?;
         let _ = p.free_in.try_send(frame.clone());
         lead.push((frame, raw));
     }
@@ -452,10 +453,12 @@ fn process_loop(
             ));
         }
     }
+    // One depth buffer for the rest of the frames: engines that can reuse it do.
+    let mut raw = DepthMap::new(0, 0);
     while let Ok(frame) = decoded.recv() {
         let frame = frame?;
         p.check_cancel()?;
-        let raw = p.estimate(&frame)?;
+        p.estimate(&frame, &mut raw)?;
         if !p.finish_frame(&mut normalizer, frame, &raw)? {
             break;
         }

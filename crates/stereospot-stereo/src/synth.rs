@@ -739,19 +739,89 @@ fn segment_samples(src: &[u32], prio: &[u32], s: &mut WarpScratch) {
 
 /// The second pass of [`warp_row_ordered`]: writes the samples, visiting source pixels right to
 /// left when `REVERSE` (near pixels move right), else left to right, and splats surface ends.
+///
+/// Pixels go in blocks of 8 in visiting order; a block whose pixels each cover exactly one target
+/// pixel, each the next one's neighbour (the bulk of a row: a surface at a slowly varying shift),
+/// is one contiguous copy, since its targets are distinct and the order within it cannot matter.
+/// Other blocks, and the `w % 8` pixels at the row's left end, go pixel by pixel.
 #[inline(always)]
 fn scatter_ordered<const REVERSE: bool>(src: &[u32], prio: &[u32], s: &mut WarpScratch) {
+    const B: usize = 8;
     let w = src.len();
     let target = &s.target[..w + 1];
     let (first, sample, flags) = (&s.first[..w], &s.sample[..w], &s.flags[..w]);
     let out = &mut s.out[..w];
-    for i in 0..w {
-        let x = if REVERSE { w - 1 - i } else { i };
+    let seg = Segments {
+        src,
+        prio,
+        target,
+        first,
+        sample,
+        flags,
+    };
+    let tail = w % B;
+    if !REVERSE {
+        for x in 0..tail {
+            seg.write(x, out);
+        }
+    }
+    for i in 0..w / B {
+        let x0 = if REVERSE {
+            w - (i + 1) * B
+        } else {
+            tail + i * B
+        };
+        let (fl, fi) = (&flags[x0..x0 + B], &first[x0..x0 + B]);
+        let f0 = fi[0];
+        let mut contiguous = true;
+        for j in 0..B {
+            contiguous &= (fl[j] == 1) & (fi[j] == f0 + j as i32);
+        }
+        if contiguous {
+            // A count of one puts the target inside the row.
+            let f0 = f0 as usize;
+            out[f0..f0 + B].copy_from_slice(&sample[x0..x0 + B]);
+        } else {
+            for j in 0..B {
+                seg.write(if REVERSE { x0 + B - 1 - j } else { x0 + j }, out);
+            }
+        }
+    }
+    if REVERSE {
+        for x in (0..tail).rev() {
+            seg.write(x, out);
+        }
+    }
+}
+
+/// What [`scatter_ordered`] reads: a row's pixels and [`segment_samples`]' results.
+struct Segments<'a> {
+    src: &'a [u32],
+    prio: &'a [u32],
+    target: &'a [i32],
+    first: &'a [i32],
+    sample: &'a [u32],
+    flags: &'a [u32],
+}
+
+impl Segments<'_> {
+    /// Writes source pixel `x`'s segment and, at a surface's end, its splat.
+    #[inline(always)]
+    fn write(&self, x: usize, out: &mut [u32]) {
+        let Segments {
+            src,
+            prio,
+            target,
+            first,
+            sample,
+            flags,
+        } = *self;
+        let w = out.len();
         let fl = flags[x];
         if fl == 1 {
             // The common case: one target pixel, inside a surface.
             out[first[x] as usize] = sample[x];
-            continue;
+            return;
         }
         let count = (fl & 0xFF) as i32;
         if count > 0 {
@@ -1140,6 +1210,65 @@ mod tests {
             }
         }
         (src, depth)
+    }
+
+    #[test]
+    fn block_scatter_writes_what_the_pixel_by_pixel_scatter_writes() {
+        // Rows with smooth stretches (contiguous blocks), folds, gaps and row-end overruns, at
+        // widths with and without a remainder of 8: the block copies must not change a byte.
+        for w in [8usize, 13, 64, 203] {
+            for (case, k) in [(0u32, LEFT), (1, RIGHT), (2, LEFT), (3, RIGHT)] {
+                let src: Vec<u32> = (0..w as u32).map(|x| x * 0x01_0305 + case).collect();
+                let shift: Vec<f32> = (0..w)
+                    .map(|x| {
+                        let smooth = 3.0 + (x as f32 * 0.05).sin() * 2.5;
+                        // Steps (occlusions and disocclusions) in every other case.
+                        let step = if case >= 2 && (x / 17) % 2 == 1 {
+                            9.0
+                        } else {
+                            0.0
+                        };
+                        smooth + step
+                    })
+                    .collect();
+                let prio: Vec<u32> = shift.iter().map(|&v| depth_byte(v / 12.0)).collect();
+                let mut s = WarpScratch::new(w);
+                targets(&shift, k, &mut s.target[..w + 1]);
+                segment_samples(&src, &prio, &mut s);
+                let mut reference = vec![0u32; w];
+                let seg = Segments {
+                    src: &src,
+                    prio: &prio,
+                    target: &s.target,
+                    first: &s.first,
+                    sample: &s.sample,
+                    flags: &s.flags,
+                };
+                let contiguous_blocks = (0..w / 8)
+                    .filter(|b| {
+                        (0..8).all(|j| {
+                            let x = b * 8 + j;
+                            s.flags[x] == 1 && s.first[x] == s.first[b * 8] + j as i32
+                        })
+                    })
+                    .count();
+                if k > 0.0 {
+                    (0..w).rev().for_each(|x| seg.write(x, &mut reference));
+                } else {
+                    (0..w).for_each(|x| seg.write(x, &mut reference));
+                }
+                s.out.fill(0);
+                if k > 0.0 {
+                    scatter_ordered::<true>(&src, &prio, &mut s);
+                } else {
+                    scatter_ordered::<false>(&src, &prio, &mut s);
+                }
+                assert_eq!(s.out, reference, "w {w} case {case}");
+                if w >= 64 {
+                    assert!(contiguous_blocks > 0, "w {w} case {case}: no fast block");
+                }
+            }
+        }
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct FastDepth {
     /// Column interpolation table of the last size: left cell and weight of the right one.
     cols: Vec<(u32, f32)>,
     cols_for: (u32, u32),
+    /// `grid[A]` and `grid[B]` interpolated to full width (grid height), for pass 5.
+    wide_a: Vec<f32>,
+    wide_b: Vec<f32>,
 }
 
 /// Indices into [`FastDepth::grid`].
@@ -143,6 +146,8 @@ impl FastDepth {
             tmp: BoxScratch::default(),
             cols: Vec::new(),
             cols_for: (0, 0),
+            wide_a: Vec::new(),
+            wide_b: Vec::new(),
         }
     }
 
@@ -319,9 +324,12 @@ fn accumulate(this: &mut FastDepth, frame: &RgbFrame, f: usize, gw: usize, gh: u
         .zip(this.cells.par_chunks_mut(gw))
         .enumerate()
         .for_each_init(
-            || (vec![0u64; gw * 4], vec![0u8; w]),
-            |(acc, below), (gy, (lum, cells))| {
-                acc.fill(0);
+            || (vec![0u32; w * 3], vec![0u32; w], vec![0u8; w]),
+            |(acc_rgb, acc_e, below), (gy, (lum, cells))| {
+                // Per column of the band: R, G, B sums (interleaved like the frame) and gradient
+                // energy sums, in simple loops that vectorise; then per cell, the columns' sums.
+                acc_rgb.fill(0);
+                acc_e.fill(0);
                 let y0 = gy * f;
                 let rows = lum.len() / w;
                 for (r, lrow) in lum.chunks_exact_mut(w).enumerate() {
@@ -340,7 +348,16 @@ fn accumulate(this: &mut FastDepth, frame: &RgbFrame, f: usize, gw: usize, gh: u
                 }
                 for r in 0..rows {
                     let src = &data[(y0 + r) * w * 3..][..w * 3];
-                    let lrow = &lum[r * w..][..w];
+                    for (a, &v) in acc_rgb.iter_mut().zip(src) {
+                        *a += u32::from(v);
+                    }
+                    let l = &lum[r * w..][..w];
+                    // Horizontal differences (none at the last column).
+                    for ((a, &l0), &l1) in acc_e.iter_mut().zip(l).zip(&l[1..]) {
+                        let d = i32::from(l1) - i32::from(l0);
+                        *a += (d * d) as u32;
+                    }
+                    // Vertical differences (none at the frame's last row).
                     let next: Option<&[u8]> = if r + 1 < rows {
                         Some(&lum[(r + 1) * w..][..w])
                     } else if has_below {
@@ -348,36 +365,27 @@ fn accumulate(this: &mut FastDepth, frame: &RgbFrame, f: usize, gw: usize, gh: u
                     } else {
                         None
                     };
-                    for (gx, a) in acc.chunks_exact_mut(4).enumerate() {
-                        let x0 = gx * f;
-                        let x1 = (x0 + f).min(w);
-                        let (mut sr, mut sg, mut sb, mut se) = (0u32, 0u32, 0u32, 0u32);
-                        for x in x0..x1 {
-                            let p = &src[x * 3..x * 3 + 3];
-                            sr += u32::from(p[0]);
-                            sg += u32::from(p[1]);
-                            sb += u32::from(p[2]);
-                            let l = i32::from(lrow[x]);
-                            let dx = if x + 1 < w {
-                                i32::from(lrow[x + 1]) - l
-                            } else {
-                                0
-                            };
-                            let dy = next.map_or(0, |n| i32::from(n[x]) - l);
-                            se += (dx * dx + dy * dy) as u32;
+                    if let Some(n) = next {
+                        for ((a, &l0), &l1) in acc_e.iter_mut().zip(l).zip(n) {
+                            let d = i32::from(l1) - i32::from(l0);
+                            *a += (d * d) as u32;
                         }
-                        a[0] += u64::from(sr);
-                        a[1] += u64::from(sg);
-                        a[2] += u64::from(sb);
-                        a[3] += u64::from(se);
                     }
                 }
-                for (gx, (c, a)) in cells.iter_mut().zip(acc.chunks_exact(4)).enumerate() {
-                    let n = ((f.min(w - gx * f)) * rows) as f32;
+                for (gx, c) in cells.iter_mut().enumerate() {
+                    let (x0, x1) = (gx * f, ((gx + 1) * f).min(w));
+                    let mut sum = [0u64; 4];
+                    for (p, &e) in acc_rgb[x0 * 3..x1 * 3].chunks_exact(3).zip(&acc_e[x0..x1]) {
+                        sum[0] += u64::from(p[0]);
+                        sum[1] += u64::from(p[1]);
+                        sum[2] += u64::from(p[2]);
+                        sum[3] += u64::from(e);
+                    }
+                    let n = ((x1 - x0) * rows) as f32;
                     let k = 1.0 / (255.0 * n);
-                    let (r, gg, b) = (a[0] as f32 * k, a[1] as f32 * k, a[2] as f32 * k);
+                    let (r, gg, b) = (sum[0] as f32 * k, sum[1] as f32 * k, sum[2] as f32 * k);
                     let l = 0.2126 * r + 0.7152 * gg + 0.0722 * b;
-                    *c = [r, gg, b, l, a[3] as f32 * k / 255.0];
+                    *c = [r, gg, b, l, sum[3] as f32 * k / 255.0];
                 }
             },
         );
@@ -404,34 +412,42 @@ fn upsample(this: &mut FastDepth, w: usize, f: usize, gw: usize, gh: usize, out:
             .collect();
         this.cols_for = (w as u32, f as u32);
     }
-    let (a, b) = (&this.grid[g::A], &this.grid[g::B]);
+    // The coefficients interpolated along the grid's rows first (a lookup per value, on a
+    // grid-high image), so the full-resolution pass is two straight interpolations per pixel.
     let cols = &this.cols;
+    this.wide_a.resize(gh * w, 0.0);
+    this.wide_b.resize(gh * w, 0.0);
+    this.wide_a
+        .par_chunks_exact_mut(w)
+        .zip(this.wide_b.par_chunks_exact_mut(w))
+        .zip(this.grid[g::A].par_chunks_exact(gw))
+        .zip(this.grid[g::B].par_chunks_exact(gw))
+        .for_each(|(((wa, wb), a), b)| {
+            for ((wa, wb), &(i, t)) in wa.iter_mut().zip(wb.iter_mut()).zip(cols) {
+                let i = i as usize;
+                let j = (i + 1).min(gw - 1);
+                *wa = a[i] + t * (a[j] - a[i]);
+                *wb = b[i] + t * (b[j] - b[i]);
+            }
+        });
+    let (wide_a, wide_b) = (&this.wide_a, &this.wide_b);
     let luma = &this.luma;
     out.data
         .par_chunks_exact_mut(w)
         .enumerate()
         .with_min_len(8)
-        .for_each_init(
-            || (vec![0.0f32; gw], vec![0.0f32; gw]),
-            |(ra, rb), (y, o)| {
-                let (gy, ty) = cell_coord(y, f, gh);
-                let gy1 = (gy + 1).min(gh - 1);
-                let (a0, a1) = (&a[gy * gw..][..gw], &a[gy1 * gw..][..gw]);
-                let (b0, b1) = (&b[gy * gw..][..gw], &b[gy1 * gw..][..gw]);
-                for k in 0..gw {
-                    ra[k] = a0[k] + ty * (a1[k] - a0[k]);
-                    rb[k] = b0[k] + ty * (b1[k] - b0[k]);
-                }
-                let l = &luma[y * w..][..w];
-                for ((o, &(i, t)), &lv) in o.iter_mut().zip(cols).zip(l) {
-                    let i = i as usize;
-                    let j = (i + 1).min(gw - 1);
-                    let av = ra[i] + t * (ra[j] - ra[i]);
-                    let bv = rb[i] + t * (rb[j] - rb[i]);
-                    *o = av * (f32::from(lv) / 255.0) + bv;
-                }
-            },
-        );
+        .for_each(|(y, o)| {
+            let (gy, ty) = cell_coord(y, f, gh);
+            let gy1 = (gy + 1).min(gh - 1);
+            let (a0, a1) = (&wide_a[gy * w..][..w], &wide_a[gy1 * w..][..w]);
+            let (b0, b1) = (&wide_b[gy * w..][..w], &wide_b[gy1 * w..][..w]);
+            let l = &luma[y * w..][..w];
+            for (x, o) in o.iter_mut().enumerate() {
+                let av = a0[x] + ty * (a1[x] - a0[x]);
+                let bv = b0[x] + ty * (b1[x] - b0[x]);
+                *o = av * (f32::from(l[x]) * (1.0 / 255.0)) + bv;
+            }
+        });
 }
 }
 
@@ -449,24 +465,47 @@ fn cell_coord(x: usize, f: usize, n: usize) -> (usize, f32) {
 struct BoxScratch {
     rows: Vec<f32>,
     cols: Vec<f64>,
+    /// Reciprocal window size per column.
+    inv: Vec<f64>,
+    /// Prefix sums of one row.
+    prefix: Vec<f64>,
 }
 
 /// Mean over the `(2r + 1)^2` window clipped to the image (running sums, O(1) per value).
 #[inline(always)]
 fn box_mean(src: &[f32], w: usize, h: usize, r: usize, out: &mut [f32], s: &mut BoxScratch) {
-    // Horizontal pass into `s.rows`.
+    // Horizontal pass into `s.rows`: prefix sums (one dependent add per value), then window sums
+    // as differences of two prefix sums times the window size's reciprocal, which vectorise. A
+    // running sum with a division per value was most of this function's time.
     s.rows.resize(w * h, 0.0);
+    s.inv.clear();
+    s.inv.extend((0..w).map(|x| {
+        let n = (x + r).min(w - 1) - x.saturating_sub(r) + 1;
+        1.0 / n as f64
+    }));
+    s.prefix.resize(w + 1, 0.0);
+    let rh = r.min(w - 1);
     for (src, o) in src.chunks_exact(w).zip(s.rows.chunks_exact_mut(w)) {
-        let mut acc: f64 = src[..=r.min(w - 1)].iter().map(|&v| f64::from(v)).sum();
-        for x in 0..w {
-            let n = (x + r).min(w - 1) - x.saturating_sub(r) + 1;
-            o[x] = (acc / n as f64) as f32;
-            if x + r + 1 < w {
-                acc += f64::from(src[x + r + 1]);
-            }
-            if x >= r {
-                acc -= f64::from(src[x - r]);
-            }
+        let p = &mut s.prefix[..w + 1];
+        let mut acc = 0.0f64;
+        p[0] = 0.0;
+        for (p, &v) in p[1..].iter_mut().zip(src) {
+            acc += f64::from(v);
+            *p = acc;
+        }
+        let p = &s.prefix[..w + 1];
+        let inv = &s.inv[..w];
+        // Window [x - r, x + r] clipped to the row: prefix[min(x + r + 1, w)] - prefix[max(x - r, 0)].
+        let lo_end = rh;
+        let hi_start = (w - rh - 1).max(lo_end);
+        for x in 0..lo_end {
+            o[x] = ((p[(x + rh + 1).min(w)] - p[0]) * inv[x]) as f32;
+        }
+        for x in lo_end..hi_start {
+            o[x] = ((p[x + rh + 1] - p[x - rh]) * inv[x]) as f32;
+        }
+        for x in hi_start..w {
+            o[x] = ((p[w] - p[x.saturating_sub(rh)]) * inv[x]) as f32;
         }
     }
     // Vertical pass: running column sums.
@@ -504,8 +543,12 @@ impl DepthModel for FastDepth {
 
     fn estimate(&mut self, frame: &RgbFrame) -> Result<DepthMap> {
         let mut out = DepthMap::new(0, 0);
-        self.estimate_into(frame, &mut out)?;
+        FastDepth::estimate_into(self, frame, &mut out)?;
         Ok(out)
+    }
+
+    fn estimate_into(&mut self, frame: &RgbFrame, out: &mut DepthMap) -> Result<()> {
+        FastDepth::estimate_into(self, frame, out)
     }
 }
 
@@ -699,7 +742,7 @@ mod tests {
     fn box_mean_matches_the_definition() {
         let (w, h) = (13usize, 7usize);
         let src: Vec<f32> = (0..w * h).map(|i| noise(i as u32, 3) as f32).collect();
-        for r in [0usize, 1, 3, 20] {
+        for r in [0usize, 1, 3, 5, 6, 7, 12, 20] {
             let mut out = vec![0.0; w * h];
             box_mean(&src, w, h, r, &mut out, &mut BoxScratch::default());
             for y in 0..h {

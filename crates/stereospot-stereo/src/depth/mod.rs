@@ -67,4 +67,11 @@ pub trait DepthModel: Send {
 
     /// Relative inverse depth at the frame's resolution: near = large, any scale and shift.
     fn estimate(&mut self, frame: &RgbFrame) -> Result<DepthMap>;
+
+    /// [`Self::estimate`] into `out`, whose allocation an engine may reuse (the frame loop
+    /// calls this once per frame with the same map).
+    fn estimate_into(&mut self, frame: &RgbFrame, out: &mut DepthMap) -> Result<()> {
+        *out = self.estimate(frame)?;
+        Ok(())
+    }
 }
