@@ -483,29 +483,51 @@ fn box_mean(src: &[f32], w: usize, h: usize, r: usize, out: &mut [f32], s: &mut 
         let n = (x + r).min(w - 1) - x.saturating_sub(r) + 1;
         1.0 / n as f64
     }));
-    s.prefix.resize(w + 1, 0.0);
     let rh = r.min(w - 1);
-    for (src, o) in src.chunks_exact(w).zip(s.rows.chunks_exact_mut(w)) {
-        let p = &mut s.prefix[..w + 1];
-        let mut acc = 0.0f64;
-        p[0] = 0.0;
-        for (p, &v) in p[1..].iter_mut().zip(src) {
-            acc += f64::from(v);
-            *p = acc;
+    // Four rows at a time: four independent dependency chains in the prefix sums.
+    const ROWS: usize = 4;
+    s.prefix.resize(ROWS * (w + 1), 0.0);
+    for (src, o) in src.chunks(ROWS * w).zip(s.rows.chunks_mut(ROWS * w)) {
+        let n = src.len() / w;
+        if n == ROWS {
+            let (s0, s1, s2, s3) = (&src[..w], &src[w..2 * w], &src[2 * w..3 * w], &src[3 * w..]);
+            let (p0, rest) = s.prefix.split_at_mut(w + 1);
+            let (p1, rest) = rest.split_at_mut(w + 1);
+            let (p2, p3) = rest.split_at_mut(w + 1);
+            let mut acc = [0.0f64; ROWS];
+            (p0[0], p1[0], p2[0], p3[0]) = (0.0, 0.0, 0.0, 0.0);
+            for x in 0..w {
+                acc[0] += f64::from(s0[x]);
+                acc[1] += f64::from(s1[x]);
+                acc[2] += f64::from(s2[x]);
+                acc[3] += f64::from(s3[x]);
+                (p0[x + 1], p1[x + 1], p2[x + 1], p3[x + 1]) = (acc[0], acc[1], acc[2], acc[3]);
+            }
+        } else {
+            for (src, p) in src.chunks_exact(w).zip(s.prefix.chunks_exact_mut(w + 1)) {
+                let mut acc = 0.0f64;
+                p[0] = 0.0;
+                for (p, &v) in p[1..].iter_mut().zip(src) {
+                    acc += f64::from(v);
+                    *p = acc;
+                }
+            }
         }
-        let p = &s.prefix[..w + 1];
-        let inv = &s.inv[..w];
-        // Window [x - r, x + r] clipped to the row: prefix[min(x + r + 1, w)] - prefix[max(x - r, 0)].
-        let lo_end = rh;
-        let hi_start = (w - rh - 1).max(lo_end);
-        for x in 0..lo_end {
-            o[x] = ((p[(x + rh + 1).min(w)] - p[0]) * inv[x]) as f32;
-        }
-        for x in lo_end..hi_start {
-            o[x] = ((p[x + rh + 1] - p[x - rh]) * inv[x]) as f32;
-        }
-        for x in hi_start..w {
-            o[x] = ((p[w] - p[x.saturating_sub(rh)]) * inv[x]) as f32;
+        for (o, p) in o.chunks_exact_mut(w).zip(s.prefix.chunks_exact(w + 1)) {
+            let inv = &s.inv[..w];
+            // Window [x - r, x + r] clipped to the row: prefix[min(x + r + 1, w)] minus
+            // prefix[max(x - r, 0)].
+            let lo_end = rh;
+            let hi_start = (w - rh - 1).max(lo_end);
+            for x in 0..lo_end {
+                o[x] = ((p[(x + rh + 1).min(w)] - p[0]) * inv[x]) as f32;
+            }
+            for x in lo_end..hi_start {
+                o[x] = ((p[x + rh + 1] - p[x - rh]) * inv[x]) as f32;
+            }
+            for x in hi_start..w {
+                o[x] = ((p[w] - p[x.saturating_sub(rh)]) * inv[x]) as f32;
+            }
         }
     }
     // Vertical pass: running column sums.
