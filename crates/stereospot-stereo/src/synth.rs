@@ -28,13 +28,13 @@
 //! Rows are packed to one `u32` per pixel, positions are fixed point (1/256 pixel) and colours
 //! are interpolated with 8-bit weights. [`synthesize`]'s warp runs in two passes per row: one that
 //! computes every source pixel's first sample at once (it vectorises), then a light scatter in
-//! occlusion-compatible order. The row loops are built for baseline x86-64 (SSE2) and for
-//! AVX2+FMA, chosen at run time (`stereospot_media::simd`; the same bytes either way).
-//! `benches/synth.rs` on the 2-core build machine (AVX2): 10.3-11.3 ms per 1080p frame for both
-//! views (20-22 ms of CPU), 4.6 ms at 720p; 14.5 ms at 1080p fused with the Dubois anaglyph
-//! ([`synthesize_composed_into`]), 10.8-12.9 ms with the other formats. The baseline build takes
-//! 1.7-1.8x as much CPU for synthesis, 1.55x fused with Dubois (whose table lookups do not
-//! vectorise).
+//! occlusion-compatible order that copies runs of 8 samples landing side by side in one go. The
+//! row loops are built for baseline x86-64 (SSE2) and for AVX2+FMA, chosen at run time
+//! (`stereospot_media::simd`; the same bytes either way). `benches/synth.rs` on the 2-core build
+//! machine (AVX2): 9.0-9.4 ms per 1080p frame for both views (18-18.5 ms of CPU), 4.1-4.2 ms at
+//! 720p; 12.3 ms at 1080p fused with the Dubois anaglyph ([`synthesize_composed_into`]), 5.7 ms
+//! at 720p. The baseline build takes 1.8x as much CPU for synthesis, 1.6x fused with Dubois
+//! (whose table lookups do not vectorise).
 //!
 //! [`synthesize`] first dilates the depth map horizontally (a max filter of
 //! [`SynthOptions::dilation`] pixels): depth maps from models are softer than the image, and the
