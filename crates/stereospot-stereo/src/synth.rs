@@ -748,13 +748,12 @@ fn segment_samples(src: &[u32], prio: &[u32], s: &mut WarpScratch) {
 fn scatter_ordered<const REVERSE: bool>(src: &[u32], prio: &[u32], s: &mut WarpScratch) {
     const B: usize = 8;
     let w = src.len();
-    let target = &s.target[..w + 1];
     let (first, sample, flags) = (&s.first[..w], &s.sample[..w], &s.flags[..w]);
     let out = &mut s.out[..w];
     let seg = Segments {
         src,
         prio,
-        target,
+        target: &s.target[..w + 1],
         first,
         sample,
         flags,
@@ -808,14 +807,8 @@ impl Segments<'_> {
     /// Writes source pixel `x`'s segment and, at a surface's end, its splat.
     #[inline(always)]
     fn write(&self, x: usize, out: &mut [u32]) {
-        let Segments {
-            src,
-            prio,
-            target,
-            first,
-            sample,
-            flags,
-        } = *self;
+        let (src, prio, target) = (self.src, self.prio, self.target);
+        let (first, sample, flags) = (self.first, self.sample, self.flags);
         let w = out.len();
         let fl = flags[x];
         if fl == 1 {
